@@ -1,0 +1,59 @@
+// Package hostname normalizes host names the same way for policy matching
+// and certificate caching, so that "API.Example.com." and "api.example.com"
+// are one host everywhere in tlsbridge.
+package hostname
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"golang.org/x/net/idna"
+)
+
+// ErrEmpty is returned for an empty host name.
+var ErrEmpty = errors.New("empty host name")
+
+// lookup is the IDNA profile browsers use for host names (UTS #46,
+// transitional processing off), so a Unicode name and its punycode form
+// normalize to the same ASCII string.
+var lookup = idna.Lookup
+
+// Normalize returns the canonical form of host: a port (if any) and the
+// trailing dot are stripped, IPv6 brackets removed, IP literals printed in
+// their canonical form, and names lower-cased and converted to ASCII (IDNA).
+func Normalize(host string) (string, error) {
+	h := host
+	if strings.HasPrefix(h, "[") {
+		// "[::1]" or "[::1]:443".
+		if hh, _, err := net.SplitHostPort(h); err == nil {
+			h = hh
+		} else {
+			h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+		}
+	} else if strings.Count(h, ":") == 1 {
+		if hh, _, err := net.SplitHostPort(h); err == nil {
+			h = hh
+		}
+	}
+	if ip, err := netip.ParseAddr(h); err == nil {
+		return ip.Unmap().WithZone("").String(), nil
+	}
+	h = strings.TrimSuffix(h, ".")
+	if h == "" {
+		return "", ErrEmpty
+	}
+	ascii, err := lookup.ToASCII(strings.ToLower(h))
+	if err != nil {
+		return "", fmt.Errorf("host name %q: %w", host, err)
+	}
+	return ascii, nil
+}
+
+// IsIP reports whether a normalized host is an IP literal.
+func IsIP(host string) bool {
+	_, err := netip.ParseAddr(host)
+	return err == nil
+}
