@@ -1,0 +1,283 @@
+package ca
+
+import (
+	"container/list"
+	"crypto"
+	"crypto/tls"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultCacheCapacity is the number of leaves a Cache keeps when
+// CacheConfig.Capacity is zero. A leaf with its parsed form takes a few
+// kilobytes, so the default costs tens of megabytes at most.
+const DefaultCacheCapacity = 10000
+
+// renewBefore is how long before its NotAfter a cached leaf is replaced, so a
+// handshake never gets a leaf that expires mid-connection or is already
+// expired on a client whose clock runs ahead. It is capped at a quarter of
+// the leaf validity so short test validities still get cache hits.
+const renewBefore = time.Hour
+
+// probeName is the name of the Probe certificates: ".invalid" is reserved
+// (RFC 2606) and can never be a real host.
+const probeName = "probe.invalid"
+
+// CacheConfig configures a Cache. The zero value is usable.
+type CacheConfig struct {
+	// Capacity is the maximum number of cached leaves; each name (or name
+	// list, for GetMulti) and key type is one entry. If zero,
+	// DefaultCacheCapacity. The least recently used leaf is evicted first.
+	Capacity int
+	// Validity is the leaf lifetime. If zero, DefaultLeafValidity.
+	Validity time.Duration
+	// Logger, if non-nil, receives debug messages about hits, misses and
+	// mints (Printf-style; adapt it to a logger at Debug level). It never
+	// receives keys.
+	Logger func(format string, args ...any)
+}
+
+// CacheStats is a snapshot of a Cache's counters.
+type CacheStats struct {
+	Hits   uint64 // Get/GetMulti calls answered from the cache
+	Misses uint64 // calls that were not: they minted a leaf or waited for a concurrent mint of the same one
+	Mints  uint64 // leaves signed (Probe certificates excluded)
+	Len    int    // leaves currently cached
+}
+
+// Cache mints leaf certificates on demand and keeps the most recently used
+// ones. It is safe for concurrent use; create it with NewCache.
+//
+// Every leaf of one key type shares one private key, generated in NewCache
+// and held only in memory (see the package documentation for why), so a
+// miss costs one signature, not a key generation.
+type Cache struct {
+	a        *Authority
+	validity time.Duration
+	capacity int
+	logf     func(format string, args ...any)
+	now      func() time.Time // a clock hook for tests; time.Now otherwise
+
+	// Set in NewCache, read-only afterwards.
+	keys   map[KeyType]crypto.Signer
+	probes map[KeyType]*tls.Certificate
+
+	mu       sync.Mutex
+	lru      *list.List // of *cacheEntry, most recently used first
+	entries  map[cacheKey]*list.Element
+	inflight map[cacheKey]*mintCall // concurrent misses wait on these
+	stats    CacheStats             // Len is computed in Stats
+	closed   bool
+}
+
+type cacheKey struct {
+	names string // normalized names joined with ","
+	kt    KeyType
+}
+
+type cacheEntry struct {
+	key   cacheKey
+	cert  *tls.Certificate
+	renew time.Time // when the leaf stops being served from the cache
+}
+
+// mintCall is one in-progress mint; callers missing the same key wait for
+// done instead of minting again (like certmagic's certLoadWaitChans).
+type mintCall struct {
+	done chan struct{}
+	cert *tls.Certificate
+	err  error
+}
+
+// NewCache returns a Cache whose leaves are signed by a. It generates the
+// process-wide leaf keys (one ECDSA P-256, one RSA-2048, together about
+// 50 ms) and the Probe certificates. It panics if a is nil.
+func NewCache(a *Authority, cfg CacheConfig) (*Cache, error) {
+	if a == nil {
+		panic("ca: NewCache with nil Authority")
+	}
+	c := &Cache{
+		a:        a,
+		validity: cfg.Validity,
+		capacity: cfg.Capacity,
+		logf:     cfg.Logger,
+		now:      time.Now,
+		keys:     make(map[KeyType]crypto.Signer, len(KeyTypes)),
+		probes:   make(map[KeyType]*tls.Certificate, len(KeyTypes)),
+		lru:      list.New(),
+		entries:  make(map[cacheKey]*list.Element),
+		inflight: make(map[cacheKey]*mintCall),
+	}
+	if c.validity <= 0 {
+		c.validity = DefaultLeafValidity
+	}
+	if c.capacity <= 0 {
+		c.capacity = DefaultCacheCapacity
+	}
+	if c.logf == nil {
+		c.logf = func(string, ...any) {}
+	}
+	for _, kt := range KeyTypes {
+		key, err := generateKey(kt)
+		if err != nil {
+			return nil, fmt.Errorf("new certificate cache: %s leaf key: %w", kt, err)
+		}
+		c.keys[kt] = key
+	}
+	for _, kt := range KeyTypes {
+		// The probe's validity does not matter: it is never served, only
+		// passed to ClientHelloInfo.SupportsCertificate, which looks at the
+		// key and its algorithm.
+		p, err := c.mint([]string{probeName}, kt)
+		if err != nil {
+			return nil, fmt.Errorf("new certificate cache: %s probe certificate: %w", kt, err)
+		}
+		c.probes[kt] = p
+	}
+	return c, nil
+}
+
+// Get returns a leaf for the host name or IP literal name with a key of type
+// kt, minting it on a miss. name is normalized first (case, trailing dot,
+// port, IDNA), so "API.Example.com." and "api.example.com:443" share one
+// entry. The returned certificate has Leaf set and Certificate = [leaf DER,
+// CA DER]; it is shared and must not be modified.
+func (c *Cache) Get(name string, kt KeyType) (*tls.Certificate, error) {
+	return c.GetMulti([]string{name}, kt)
+}
+
+// GetMulti is like Get but returns one leaf valid for all names (the first
+// is its common name), cached under the whole normalized list. The proxy's
+// own certificate uses it for its listen host, localhost, 127.0.0.1 and ::1.
+func (c *Cache) GetMulti(names []string, kt KeyType) (*tls.Certificate, error) {
+	if !kt.valid() {
+		return nil, fmt.Errorf("leaf for %q: %v: %w", names, kt, ErrUnknownKeyType)
+	}
+	norm, err := normalizeNames(names)
+	if err != nil {
+		return nil, err
+	}
+	k := cacheKey{names: strings.Join(norm, ","), kt: kt}
+
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("leaf for %q: %w", k.names, ErrCacheClosed)
+	}
+	if cert := c.lookupLocked(k); cert != nil {
+		c.stats.Hits++
+		c.mu.Unlock()
+		c.logf("ca: cache hit for %s (%s)", k.names, kt)
+		return cert, nil
+	}
+	c.stats.Misses++
+	if call, ok := c.inflight[k]; ok {
+		c.mu.Unlock()
+		c.logf("ca: cache miss for %s (%s), waiting for a concurrent mint", k.names, kt)
+		<-call.done
+		return call.cert, call.err
+	}
+	call := &mintCall{done: make(chan struct{})}
+	c.inflight[k] = call
+	c.mu.Unlock()
+
+	c.logf("ca: cache miss for %s (%s), minting", k.names, kt)
+	defer close(call.done)
+	call.cert, call.err = c.mint(norm, kt)
+
+	c.mu.Lock()
+	delete(c.inflight, k)
+	if call.err == nil {
+		c.stats.Mints++
+		if !c.closed {
+			c.addLocked(k, call.cert)
+		}
+	}
+	c.mu.Unlock()
+	return call.cert, call.err
+}
+
+// lookupLocked returns the cached leaf for k, or nil if there is none or it
+// is due for renewal (in which case the entry is dropped). c.mu must be held.
+func (c *Cache) lookupLocked(k cacheKey) *tls.Certificate {
+	el, ok := c.entries[k]
+	if !ok {
+		return nil
+	}
+	e := el.Value.(*cacheEntry)
+	if !c.now().Before(e.renew) {
+		c.removeLocked(el)
+		return nil
+	}
+	c.lru.MoveToFront(el)
+	return e.cert
+}
+
+// addLocked caches cert under k and evicts the least recently used entries
+// beyond capacity. c.mu must be held.
+func (c *Cache) addLocked(k cacheKey, cert *tls.Certificate) {
+	if el, ok := c.entries[k]; ok {
+		c.removeLocked(el)
+	}
+	margin := min(renewBefore, c.validity/4)
+	e := &cacheEntry{key: k, cert: cert, renew: cert.Leaf.NotAfter.Add(-margin)}
+	c.entries[k] = c.lru.PushFront(e)
+	for c.lru.Len() > c.capacity {
+		c.removeLocked(c.lru.Back())
+	}
+}
+
+// removeLocked drops one entry. c.mu must be held.
+func (c *Cache) removeLocked(el *list.Element) {
+	c.lru.Remove(el)
+	delete(c.entries, el.Value.(*cacheEntry).key)
+}
+
+// mint signs a leaf for normalized names with the process-wide key of kt.
+func (c *Cache) mint(names []string, kt KeyType) (*tls.Certificate, error) {
+	key := c.keys[kt]
+	leaf, der, err := c.a.issue(names, key.Public(), c.now(), c.validity)
+	if err != nil {
+		return nil, fmt.Errorf("mint leaf for %q: %w", strings.Join(names, ","), err)
+	}
+	return &tls.Certificate{
+		// The CA goes second so clients that want the whole chain (and
+		// tools that print it) get it; clients that trust the CA ignore it.
+		Certificate: [][]byte{der, c.a.Cert.Raw},
+		PrivateKey:  key,
+		Leaf:        leaf,
+	}, nil
+}
+
+// Probe returns a certificate with the process-wide leaf key of type kt,
+// minted once for "probe.invalid", so a GetCertificate callback can ask
+// ClientHelloInfo.SupportsCertificate which key type a client accepts
+// without minting anything. It returns nil for an unknown key type. The
+// result is shared and must not be modified or served.
+func (c *Cache) Probe(kt KeyType) *tls.Certificate {
+	return c.probes[kt]
+}
+
+// Stats returns a snapshot of the cache counters.
+func (c *Cache) Stats() CacheStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.stats
+	s.Len = c.lru.Len()
+	return s
+}
+
+// Close drops every cached leaf; later Get and GetMulti calls fail with
+// ErrCacheClosed (calls already minting complete normally). The cache runs
+// no background goroutines, so there is nothing else to stop. Close is
+// idempotent and always returns nil.
+func (c *Cache) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	c.lru.Init()
+	clear(c.entries)
+	return nil
+}

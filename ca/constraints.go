@@ -1,0 +1,125 @@
+package ca
+
+import (
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/tlsbridge/tlsbridge/internal/hostname"
+)
+
+// loopbackDNS and loopbackCIDRs are always permitted in a constrained CA:
+// the proxy's own certificate (TLS on the proxy port) is valid for
+// localhost, 127.0.0.1 and ::1, and intercepting loopback gives an attacker
+// nothing they could not do on the host already.
+var (
+	loopbackDNS   = []string{"localhost"}
+	loopbackCIDRs = []string{"127.0.0.0/8", "::1/128"}
+)
+
+// applyPermittedHosts turns Options.PermittedHosts into name constraints on
+// a CA template.
+func applyPermittedHosts(tmpl *x509.Certificate, hosts []string) error {
+	var dns []string
+	var ips []*net.IPNet
+	for i, h := range hosts {
+		h = strings.TrimSpace(h)
+		if p, err := netip.ParsePrefix(h); err == nil {
+			ips = append(ips, prefixToIPNet(p.Masked()))
+			continue
+		}
+		if a, err := netip.ParseAddr(h); err == nil {
+			ips = append(ips, prefixToIPNet(netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())))
+			continue
+		}
+		// A leading dot means "subdomains only" in Go's and RFC 5280's
+		// reading of DNS constraints; keep it through normalization.
+		dot := strings.HasPrefix(h, ".")
+		n, err := hostname.Normalize(strings.TrimPrefix(h, "."))
+		if err != nil || strings.ContainsAny(h, "*/:") {
+			return fmt.Errorf("permitted_hosts[%d]: %q: %w (want a domain like \"example.com\" or \".example.com\", an IP address or a CIDR like \"10.0.0.0/8\")", i, h, ErrBadPermittedHost)
+		}
+		if dot {
+			n = "." + n
+		}
+		dns = append(dns, n)
+	}
+	dns = append(dns, loopbackDNS...)
+	for _, c := range loopbackCIDRs {
+		ips = append(ips, prefixToIPNet(netip.MustParsePrefix(c)))
+	}
+	// Both lists are always non-empty, so neither name form is left
+	// unconstrained: RFC 5280 applies permitted subtrees only to the name
+	// forms they list, so permitting just DNS names would leave every IP
+	// address signable.
+	tmpl.PermittedDNSDomains = dns
+	tmpl.PermittedIPRanges = ips
+	// Critical, as RFC 5280 §4.2.1.10 requires: a client that does not
+	// understand name constraints must reject the CA rather than ignore
+	// the restriction. (Some very old clients therefore reject a
+	// constrained CA outright; constraints are opt-in for that reason.)
+	tmpl.PermittedDNSDomainsCritical = true
+	return nil
+}
+
+func prefixToIPNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{
+		IP:   p.Addr().AsSlice(),
+		Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
+	}
+}
+
+// checkPermitted reports whether the CA's name constraints (its own or an
+// imported CA's) allow a normalized name, so Issue can refuse a leaf that
+// no client would accept.
+func checkPermitted(ca *x509.Certificate, name string) error {
+	if ip := net.ParseIP(name); ip != nil {
+		if len(ca.PermittedIPRanges) > 0 && !anyContains(ca.PermittedIPRanges, ip) {
+			return fmt.Errorf("%q: %w", name, ErrNotPermitted)
+		}
+		if anyContains(ca.ExcludedIPRanges, ip) {
+			return fmt.Errorf("%q: %w", name, ErrNotPermitted)
+		}
+		return nil
+	}
+	if len(ca.PermittedDNSDomains) > 0 && !anyDomainMatch(ca.PermittedDNSDomains, name) {
+		return fmt.Errorf("%q: %w (permitted: %s)", name, ErrNotPermitted, strings.Join(ca.PermittedDNSDomains, ", "))
+	}
+	if anyDomainMatch(ca.ExcludedDNSDomains, name) {
+		return fmt.Errorf("%q: %w", name, ErrNotPermitted)
+	}
+	return nil
+}
+
+func anyContains(nets []*net.IPNet, ip net.IP) bool {
+	for _, n := range nets {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// anyDomainMatch follows crypto/x509's matchDomainConstraint: "example.com"
+// matches itself and its subdomains, ".example.com" only subdomains, ""
+// everything. A wildcard leaf name "*.example.com" is checked as a
+// subdomain.
+func anyDomainMatch(constraints []string, name string) bool {
+	name = strings.ToLower(name)
+	for _, c := range constraints {
+		c = strings.ToLower(c)
+		switch {
+		case c == "":
+			return true
+		case strings.HasPrefix(c, "."):
+			if strings.HasSuffix(name, c) {
+				return true
+			}
+		case name == c || strings.HasSuffix(name, "."+c):
+			return true
+		}
+	}
+	return false
+}

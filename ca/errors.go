@@ -1,0 +1,47 @@
+package ca
+
+import "errors"
+
+// Sentinel errors. Functions in this package wrap them with context naming the
+// file, directory or host name involved; test for them with errors.Is.
+var (
+	// ErrCANotFound means ca.pem or ca-key.pem is missing from the CA directory.
+	ErrCANotFound = errors.New("no CA found")
+
+	// ErrCAExists means Create (without force) found an existing ca.pem or
+	// ca-key.pem and refused to overwrite it.
+	ErrCAExists = errors.New("CA already exists")
+
+	// ErrKeyMismatch means ca-key.pem is not the private key of ca.pem.
+	ErrKeyMismatch = errors.New("CA private key does not match the CA certificate")
+
+	// ErrNotCA means ca.pem is not a CA certificate (no basic constraints with
+	// cA=TRUE, or a key usage without keyCertSign).
+	ErrNotCA = errors.New("certificate is not a CA certificate")
+
+	// ErrCAExpired means the CA certificate is no longer valid, so leaves it
+	// signs would not verify.
+	ErrCAExpired = errors.New("CA certificate has expired")
+
+	// ErrUnsupportedKey means a private or public key has an algorithm this
+	// package cannot use (it supports RSA and ECDSA).
+	ErrUnsupportedKey = errors.New("unsupported key algorithm")
+
+	// ErrUnknownKeyType means a KeyType value or name is not one of the
+	// defined key types.
+	ErrUnknownKeyType = errors.New("unknown key type")
+
+	// ErrNoNames means a leaf was requested for an empty list of names.
+	ErrNoNames = errors.New("no host names given")
+
+	// ErrNotPermitted means a name is outside the CA's X.509 name constraints,
+	// so a leaf for it would be rejected by every client.
+	ErrNotPermitted = errors.New("name not permitted by the CA's name constraints")
+
+	// ErrBadPermittedHost means an Options.PermittedHosts entry is neither a
+	// domain name, an IP address nor a CIDR.
+	ErrBadPermittedHost = errors.New("invalid permitted host")
+
+	// ErrCacheClosed means Cache.Get was called after Cache.Close.
+	ErrCacheClosed = errors.New("certificate cache is closed")
+)

@@ -1,0 +1,154 @@
+package ca
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/tlsbridge/tlsbridge/internal/hostname"
+)
+
+// DefaultLeafValidity is the leaf lifetime when none is given: a week is far
+// below the 398-day limit browsers enforce (Apple, Chrome) and short enough
+// that a leaked leaf is soon useless, while a long-running proxy re-signs a
+// host at most once a week.
+const DefaultLeafValidity = 7 * 24 * time.Hour
+
+// ubCommonName is the maximum length of a subject common name (RFC 5280
+// Appendix A, ub-common-name); longer DNS names go in the SAN only.
+const ubCommonName = 64
+
+// Issue signs a leaf certificate for names (DNS names, IP literals, or
+// "*."-prefixed wildcard names) with the given public key, valid from an
+// hour ago until validity from now (DefaultLeafValidity if zero), but never
+// past the CA's own expiry. Names are normalized (see
+// internal/hostname), de-duplicated, and the first becomes the subject
+// common name. It returns the parsed certificate and its DER encoding.
+func (a *Authority) Issue(names []string, pub crypto.PublicKey, validity time.Duration) (*x509.Certificate, []byte, error) {
+	norm, err := normalizeNames(names)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a.issue(norm, pub, time.Now(), validity)
+}
+
+// normalizeNames normalizes and de-duplicates names, keeping their order.
+func normalizeNames(names []string) ([]string, error) {
+	if len(names) == 0 {
+		return nil, ErrNoNames
+	}
+	out := make([]string, 0, len(names))
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		wild := strings.HasPrefix(n, "*.")
+		h, err := hostname.Normalize(strings.TrimPrefix(n, "*."))
+		if err != nil {
+			return nil, fmt.Errorf("leaf name %q: %w", n, err)
+		}
+		if wild {
+			if hostname.IsIP(h) {
+				return nil, fmt.Errorf("leaf name %q: wildcard IP address", n)
+			}
+			h = "*." + h
+		}
+		if !seen[h] {
+			seen[h] = true
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// issue signs a leaf for already-normalized names at time now.
+func (a *Authority) issue(names []string, pub crypto.PublicKey, now time.Time, validity time.Duration) (*x509.Certificate, []byte, error) {
+	if len(names) == 0 {
+		return nil, nil, ErrNoNames
+	}
+	if validity <= 0 {
+		validity = DefaultLeafValidity
+	}
+	if !now.Before(a.Cert.NotAfter) {
+		return nil, nil, fmt.Errorf("sign leaf for %q: CA %q expired on %s: %w (run `tlsbridge ca init -force` and install the new CA)",
+			names[0], a.Cert.Subject.CommonName, a.Cert.NotAfter.Format(time.DateOnly), ErrCAExpired)
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		// Backdated for clients whose clocks run behind; clamped to the CA,
+		// since a leaf outliving its issuer fails in strict verifiers.
+		NotBefore: now.Add(-backdate),
+		NotAfter:  minTime(now.Add(validity), a.Cert.NotAfter),
+		// serverAuth only: these leaves must never be usable as client
+		// certificates or for code signing.
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true, // cA=FALSE, stated explicitly
+		// Ties the leaf to this CA's key even if several tlsbridge CAs with
+		// similar subjects are installed (RFC 5280 §4.2.1.1).
+		AuthorityKeyId: a.Cert.SubjectKeyId,
+	}
+	if cn := names[0]; len(cn) <= ubCommonName {
+		// Clients from before RFC 2818 was enforced (and some current
+		// embedded stacks) match the host against the CN, not the SANs.
+		tmpl.Subject = pkix.Name{CommonName: cn}
+	}
+	for _, n := range names {
+		if err := checkPermitted(a.Cert, strings.TrimPrefix(n, "*.")); err != nil {
+			return nil, nil, fmt.Errorf("sign leaf for %q: %w", names[0], err)
+		}
+		// RFC 6125: IP literals go in iPAddress SANs, names in dNSName
+		// SANs; a client never matches an IP against a dNSName.
+		if ip := net.ParseIP(n); ip != nil {
+			if ip4 := ip.To4(); ip4 != nil {
+				ip = ip4
+			}
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
+	}
+	switch pub.(type) {
+	case *rsa.PublicKey:
+		// KeyEncipherment: with RSA key exchange (TLS_RSA_WITH_* suites,
+		// all Windows XP and Java 6 offer) the client encrypts the
+		// premaster secret to this key (RFC 5246 §7.4.7.1).
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+	case *ecdsa.PublicKey, ed25519.PublicKey:
+		// ECDHE only signs with the key.
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	default:
+		return nil, nil, fmt.Errorf("sign leaf for %q: public key %T: %w", names[0], pub, ErrUnsupportedKey)
+	}
+	if _, ok := a.Cert.PublicKey.(*rsa.PublicKey); ok {
+		// SHA-256 with PKCS #1 v1.5, stated explicitly: it is Go's
+		// default today, and what every client back to Windows XP SP3
+		// verifies; RSA-PSS or SHA-1 would not do.
+		tmpl.SignatureAlgorithm = x509.SHA256WithRSA
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.Cert, pub, a.signer)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign leaf for %q: %w", names[0], err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse leaf for %q: %w", names[0], err)
+	}
+	return cert, der, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
