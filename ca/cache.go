@@ -256,8 +256,37 @@ func (c *Cache) mint(names []string, kt KeyType) (*tls.Certificate, error) {
 // ClientHelloInfo.SupportsCertificate which key type a client accepts
 // without minting anything. It returns nil for an unknown key type. The
 // result is shared and must not be modified or served.
+//
+// SupportsCertificate also checks the leaf against the client's SNI, which
+// the probe never matches; SupportsKeyType and KeyTypeFor handle that, so
+// prefer them over calling SupportsCertificate with a probe directly.
 func (c *Cache) Probe(kt KeyType) *tls.Certificate {
 	return c.probes[kt]
+}
+
+// SupportsKeyType reports whether the client that sent hello can complete a
+// handshake with a leaf of type kt (protocol version, cipher suites,
+// signature algorithms and curves), as ClientHelloInfo.SupportsCertificate
+// does, minus the server-name check: the leaf that would be minted for the
+// name always matches it.
+func (c *Cache) SupportsKeyType(hello *tls.ClientHelloInfo, kt KeyType) error {
+	p := c.probes[kt]
+	if p == nil {
+		return fmt.Errorf("probe %v: %w", kt, ErrUnknownKeyType)
+	}
+	h := *hello // a shallow copy keeps the server's config for the version check
+	h.ServerName = ""
+	return h.SupportsCertificate(p)
+}
+
+// KeyTypeFor implements leaf_key = "auto": KeyECDSAP256 if the client that
+// sent hello supports it (smaller, faster handshakes), else KeyRSA2048, which
+// every client supports.
+func (c *Cache) KeyTypeFor(hello *tls.ClientHelloInfo) KeyType {
+	if c.SupportsKeyType(hello, KeyECDSAP256) == nil {
+		return KeyECDSAP256
+	}
+	return KeyRSA2048
 }
 
 // Stats returns a snapshot of the cache counters.
