@@ -1,0 +1,35 @@
+// Package policy turns tlsbridge's TOML config into a validated, immutable
+// [*Policy] and answers, for each CONNECT, which [Rule] applies.
+//
+// Loading has three stages: the file is decoded over the built-in defaults
+// into a private mirror of the TOML (absent keys keep their defaults);
+// validation then collects every problem at once — unknown keys with a
+// hint, bad TLS versions, inverted min/max pairs, bad globs, CIDRs, ports,
+// addresses and CA files, and non-loopback listen addresses without
+// allow_clients — each as a [*KeyError] naming the file and dotted key
+// ("config.toml: rule[2].upstream.min_tls: ..."); finally the Policy is
+// built with parsed versions, compiled host matchers and root pools.
+//
+// A [[rule]] matches by host glob and, optionally, port:
+//
+//	[[rule]]
+//	hosts = ["api.example.com", "*.internal.example", "10.0.0.0/8"]
+//	ports = [443, 8443]   # optional; empty or absent means any port
+//	action = "bump"       # auto (the default) | bump | tunnel | deny
+//
+// Globs are exact names, a leading wildcard label ("*.example.com" matches
+// every subdomain at any depth but not example.com itself), "*" alone, IP
+// literals and CIDRs (which match IP-literal hosts). Names are normalized
+// like hosts are (lower case, no trailing dot, IDNA to ASCII). The first
+// matching rule wins; no match yields [Policy.Default], action auto.
+//
+// [rule.client], [rule.upstream] and [listener.upstream] override single
+// keys of the global [client] and [upstream]; absent keys inherit, and
+// ca_files replaces the global list (the system roots always stay). In a
+// [[listener]], "upstream" is either the target "host:port" or, because
+// TOML cannot give one key both a string and a table, the
+// [listener.upstream] table with the target in its address key.
+//
+// Match is pure and allocation-free for normalized hosts; a reload builds a
+// new Policy instead of changing one, so a Policy needs no locks.
+package policy

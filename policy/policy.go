@@ -1,0 +1,185 @@
+package policy
+
+import (
+	"crypto/x509"
+	"net"
+	"net/netip"
+	"slices"
+)
+
+// ClientTLS is the app-facing side of a bumped connection: the TLS versions
+// the proxy accepts from the app. Versions are crypto/tls constants
+// (tls.VersionTLS10 ... tls.VersionTLS13).
+type ClientTLS struct {
+	MinVersion, MaxVersion uint16
+}
+
+// UpstreamTLS is the server-facing side: how the proxy dials and verifies
+// the origin. Versions are crypto/tls constants.
+type UpstreamTLS struct {
+	MinVersion, MaxVersion uint16
+	// Verify is false only when the config says verify = false, an explicit
+	// opt-in that bump logs at Warn on start (see [Policy.Insecure]).
+	Verify bool
+	// CAFiles are the extra root files, as absolute paths (relative ones are
+	// resolved against the config file's directory).
+	CAFiles []string
+	// RootCAs holds the system roots (x509.SystemCertPool, or an empty pool
+	// where the system has none) plus every certificate in CAFiles. Never
+	// nil; shared between rules with the same CAFiles, so never modify it.
+	RootCAs *x509.CertPool
+	// Address is the "host:port" to dial instead of the CONNECT target; ""
+	// means the target itself.
+	Address string
+	// ServerName overrides the SNI and the name the certificate is verified
+	// against; "" means the target host.
+	ServerName string
+}
+
+// Rule is one [[rule]] of the config, with the global settings merged in.
+// Rules are read-only once built: a new config means a new [Policy].
+type Rule struct {
+	// Name is "rule[N]" (N the index in the file) or "default" for the
+	// fallback; it is what access logs print in the rule field.
+	Name string
+	// Hosts are the host globs as written in the config, for logs.
+	Hosts []string
+	// Ports are the destination ports the rule applies to; empty means any.
+	Ports  []int
+	Action Action
+	// Client is the global [client] with [rule.client] keys applied.
+	Client ClientTLS
+	// Upstream is the global [upstream] with [rule.upstream] keys applied.
+	Upstream UpstreamTLS
+
+	match hostMatcher // compiled from Hosts
+}
+
+// Listener is one [[listener]]: a fixed tunnel from a local port to one
+// upstream, for apps that cannot use a proxy.
+type Listener struct {
+	Name     string // "listener[N]", N the index in the file
+	Listen   string // local "host:port"
+	Upstream string // "host:port" of the origin
+	// ClientTLS is false when the app speaks plain TCP to Listen, true when
+	// it speaks (legacy) TLS that the proxy terminates.
+	ClientTLS bool
+	// ServerName is the SNI and verification name for the upstream; "" means
+	// the host of Upstream. It equals UpstreamTLS.ServerName.
+	ServerName string
+	// Client is the global [client]; it applies when ClientTLS is true.
+	Client ClientTLS
+	// UpstreamTLS is the global [upstream] with [listener.upstream] keys
+	// applied; its Address, when set, is dialed instead of Upstream.
+	UpstreamTLS UpstreamTLS
+}
+
+// CAConfig is the [ca] table.
+type CAConfig struct {
+	// Dir is the CA directory, absolute (relative values are resolved
+	// against the config file's directory), or "" when the config does not
+	// set it and the flag, environment or XDG default applies.
+	Dir string
+	// LeafKey is the leaf key type: "auto", "rsa2048" or "ecdsa-p256".
+	LeafKey string
+	// PermittedHosts are the opt-in X.509 name constraints for a new CA,
+	// normalized (lower-case, IDNA→ASCII); a leading "." is kept.
+	PermittedHosts []string
+}
+
+// LogConfig is the [log] table: Format is "text" or "json"; Level is
+// "trace", "debug", "info", "warn" or "error".
+type LogConfig struct{ Format, Level string }
+
+// AdminConfig is the [admin] table: Listen is the "host:port" of the admin
+// endpoint (/ca.pem, /metrics, /healthz), or "" for none.
+type AdminConfig struct{ Listen string }
+
+// Policy is a validated, immutable config. Build it with [Load], [Parse]
+// or [Default]; a reload builds a new Policy rather than changing one, so a
+// Policy is safe for concurrent use without locks.
+type Policy struct {
+	Path         string // config file path, "" when built from Default
+	Listen       string // proxy "host:port"
+	AllowClients []netip.Prefix
+	ConnectPorts []int
+	CA           CAConfig
+	Client       ClientTLS
+	Upstream     UpstreamTLS
+	Log          LogConfig
+	Admin        AdminConfig
+	// Rules in file order; the first match wins.
+	Rules []*Rule
+	// Default is the rule used when none matches: action auto with the
+	// global client and upstream settings, Name "default".
+	Default   *Rule
+	Listeners []*Listener
+}
+
+// AllowsPort reports whether a CONNECT to port is allowed (port is in
+// ConnectPorts); other ports answer 403.
+func (p *Policy) AllowsPort(port int) bool {
+	return slices.Contains(p.ConnectPorts, port)
+}
+
+// AllowsClient reports whether a client at ip may use the proxy: loopback
+// clients always may; others only when ip is in AllowClients.
+// IPv4-mapped IPv6 addresses are treated as IPv4.
+func (p *Policy) AllowsClient(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	if ip.IsLoopback() {
+		return true
+	}
+	for _, pfx := range p.AllowClients {
+		if pfx.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// LoopbackOnly reports whether the proxy's Listen host is loopback
+// (127.0.0.0/8, ::1 or "localhost"), that is, unreachable from other hosts.
+func (p *Policy) LoopbackOnly() bool {
+	return isLoopbackListen(p.Listen)
+}
+
+// Insecure returns the names of the places where upstream verification is
+// off ("upstream", "rule[N]", "listener[N]"), in file order, so the caller
+// can warn about each at start. It is empty for a config that never says
+// verify = false.
+func (p *Policy) Insecure() []string {
+	var names []string
+	if !p.Upstream.Verify {
+		names = append(names, "upstream")
+	}
+	for _, r := range p.Rules {
+		if !r.Upstream.Verify {
+			names = append(names, r.Name)
+		}
+	}
+	for _, l := range p.Listeners {
+		if !l.UpstreamTLS.Verify {
+			names = append(names, l.Name)
+		}
+	}
+	return names
+}
+
+// isLoopbackListen reports whether a "host:port" listen address only
+// accepts connections from this host. "" hosts (":3128") and unspecified
+// addresses listen everywhere.
+func isLoopbackListen(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	return ip.Unmap().IsLoopback()
+}
