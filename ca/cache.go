@@ -57,8 +57,8 @@ type Cache struct {
 	a        *Authority
 	validity time.Duration
 	capacity int
-	logf     func(format string, args ...any)
-	now      func() time.Time // a clock hook for tests; time.Now otherwise
+	logf     func(format string, args ...any) // nil: silent
+	now      func() time.Time                 // a clock hook for tests; time.Now otherwise
 
 	// Set in NewCache, read-only afterwards.
 	keys   map[KeyType]crypto.Signer
@@ -116,9 +116,6 @@ func NewCache(a *Authority, cfg CacheConfig) (*Cache, error) {
 	if c.capacity <= 0 {
 		c.capacity = DefaultCacheCapacity
 	}
-	if c.logf == nil {
-		c.logf = func(string, ...any) {}
-	}
 	for _, kt := range KeyTypes {
 		key, err := generateKey(kt)
 		if err != nil {
@@ -145,7 +142,16 @@ func NewCache(a *Authority, cfg CacheConfig) (*Cache, error) {
 // entry. The returned certificate has Leaf set and Certificate = [leaf DER,
 // CA DER]; it is shared and must not be modified.
 func (c *Cache) Get(name string, kt KeyType) (*tls.Certificate, error) {
-	return c.GetMulti([]string{name}, kt)
+	if !kt.valid() {
+		return nil, fmt.Errorf("leaf for %q: %v: %w", name, kt, ErrUnknownKeyType)
+	}
+	h, err := normalizeName(name)
+	if err != nil {
+		return nil, err
+	}
+	// nil names: a single-name miss builds []string{h} itself, so a hit
+	// allocates nothing here.
+	return c.get(cacheKey{names: h, kt: kt}, nil)
 }
 
 // GetMulti is like Get but returns one leaf valid for all names (the first
@@ -159,8 +165,12 @@ func (c *Cache) GetMulti(names []string, kt KeyType) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := cacheKey{names: strings.Join(norm, ","), kt: kt}
+	return c.get(cacheKey{names: strings.Join(norm, ","), kt: kt}, norm)
+}
 
+// get returns the leaf for k, minting it for norm (or k.names if norm is
+// nil) on a miss, with concurrent misses for k waiting on one mint.
+func (c *Cache) get(k cacheKey, norm []string) (*tls.Certificate, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -169,13 +179,17 @@ func (c *Cache) GetMulti(names []string, kt KeyType) (*tls.Certificate, error) {
 	if cert := c.lookupLocked(k); cert != nil {
 		c.stats.Hits++
 		c.mu.Unlock()
-		c.logf("ca: cache hit for %s (%s)", k.names, kt)
+		if c.logf != nil {
+			c.logf("ca: cache hit for %s (%s)", k.names, k.kt)
+		}
 		return cert, nil
 	}
 	c.stats.Misses++
 	if call, ok := c.inflight[k]; ok {
 		c.mu.Unlock()
-		c.logf("ca: cache miss for %s (%s), waiting for a concurrent mint", k.names, kt)
+		if c.logf != nil {
+			c.logf("ca: cache miss for %s (%s), waiting for a concurrent mint", k.names, k.kt)
+		}
 		<-call.done
 		return call.cert, call.err
 	}
@@ -183,9 +197,14 @@ func (c *Cache) GetMulti(names []string, kt KeyType) (*tls.Certificate, error) {
 	c.inflight[k] = call
 	c.mu.Unlock()
 
-	c.logf("ca: cache miss for %s (%s), minting", k.names, kt)
+	if c.logf != nil {
+		c.logf("ca: cache miss for %s (%s), minting", k.names, k.kt)
+	}
 	defer close(call.done)
-	call.cert, call.err = c.mint(norm, kt)
+	if norm == nil {
+		norm = []string{k.names}
+	}
+	call.cert, call.err = c.mint(norm, k.kt)
 
 	c.mu.Lock()
 	delete(c.inflight, k)

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,25 +47,36 @@ func normalizeNames(names []string) ([]string, error) {
 		return nil, ErrNoNames
 	}
 	out := make([]string, 0, len(names))
-	seen := make(map[string]bool, len(names))
 	for _, n := range names {
-		wild := strings.HasPrefix(n, "*.")
-		h, err := hostname.Normalize(strings.TrimPrefix(n, "*."))
+		h, err := normalizeName(n)
 		if err != nil {
-			return nil, fmt.Errorf("leaf name %q: %w", n, err)
+			return nil, err
 		}
-		if wild {
-			if hostname.IsIP(h) {
-				return nil, fmt.Errorf("leaf name %q: wildcard IP address", n)
-			}
-			h = "*." + h
-		}
-		if !seen[h] {
-			seen[h] = true
+		if !slices.Contains(out, h) { // lists are short: no map needed
 			out = append(out, h)
 		}
 	}
 	return out, nil
+}
+
+// normalizeName normalizes one DNS name, IP literal or "*."-prefixed
+// wildcard name.
+func normalizeName(n string) (string, error) {
+	if rest, ok := strings.CutPrefix(n, "*."); ok {
+		h, err := hostname.Normalize(rest)
+		if err != nil {
+			return "", fmt.Errorf("leaf name %q: %w", n, err)
+		}
+		if hostname.IsIP(h) {
+			return "", fmt.Errorf("leaf name %q: wildcard IP address", n)
+		}
+		return "*." + h, nil
+	}
+	h, err := hostname.Normalize(n)
+	if err != nil {
+		return "", fmt.Errorf("leaf name %q: %w", n, err)
+	}
+	return h, nil
 }
 
 // issue signs a leaf for already-normalized names at time now.
