@@ -1,0 +1,371 @@
+package bump
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/elazarl/goproxy"
+	"github.com/sirupsen/logrus"
+
+	"github.com/tlsbridge/tlsbridge/internal/logfield"
+	"github.com/tlsbridge/tlsbridge/policy"
+)
+
+// connInfo collects what one CONNECT did, for its access line.
+type connInfo struct {
+	id             uint64
+	start          time.Time
+	clientAddr     string
+	host           string
+	port           int
+	rule           string
+	action         string
+	sni            string
+	clientOffered  string
+	clientTLS      uint16
+	clientCipher   uint16
+	upstreamAddr   string
+	upstreamTLS    uint16
+	upstreamCipher uint16
+	alpn           string
+	status         int
+	stats          relayStats
+}
+
+func (ci *connInfo) fields() logrus.Fields {
+	f := logrus.Fields{
+		logfield.ConnID:         ci.id,
+		logfield.ClientAddr:     ci.clientAddr,
+		logfield.Host:           ci.host,
+		logfield.Port:           ci.port,
+		logfield.Rule:           ci.rule,
+		logfield.Action:         ci.action,
+		logfield.ClientTLS:      versionName(ci.clientTLS),
+		logfield.ClientCipher:   cipherName(ci.clientCipher),
+		logfield.UpstreamTLS:    versionName(ci.upstreamTLS),
+		logfield.UpstreamCipher: cipherName(ci.upstreamCipher),
+		logfield.BytesIn:        ci.stats.in.Load(),
+		logfield.BytesOut:       ci.stats.out.Load(),
+		logfield.DurationMS:     time.Since(ci.start).Milliseconds(),
+	}
+	if ci.sni != "" {
+		f[logfield.SNI] = ci.sni
+	}
+	if ci.clientOffered != "" {
+		f[logfield.ClientOffered] = ci.clientOffered
+	}
+	if ci.upstreamAddr != "" {
+		f[logfield.UpstreamAddr] = ci.upstreamAddr
+	}
+	if ci.alpn != "" {
+		f[logfield.ALPN] = ci.alpn
+	}
+	if m, p, ok := requestLine(ci.stats.firstIn); ok {
+		f[logfield.Method], f[logfield.Path] = m, p
+	}
+	if ci.status == 0 {
+		ci.status = statusCode(ci.stats.firstOut)
+	}
+	if ci.status != 0 {
+		f[logfield.Status] = ci.status
+	}
+	return f
+}
+
+// handleConnect is goproxy's hijack callback for every CONNECT. It owns the
+// client connection from here on, and is tracked so shutdown can close it.
+func (s *Server) handleConnect(req *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
+	if !s.track(client) {
+		client.Close()
+		return
+	}
+	defer s.handlers.Done()
+	defer s.untrack(client)
+	defer client.Close()
+
+	ctx := s.ctx
+	ci := &connInfo{id: s.connID.Add(1), start: time.Now(), clientAddr: req.RemoteAddr}
+	ci.host, ci.port = splitTarget(req.URL.Host, -1)
+	pol := s.Policy()
+	if ci.port < 0 || ci.host == "" {
+		ci.action = "deny"
+		s.refuse(client, ci, http.StatusBadRequest, fmt.Sprintf("CONNECT target %q is not host:port", req.URL.Host))
+		return
+	}
+	if !pol.AllowsPort(ci.port) {
+		ci.action = "deny"
+		s.refuse(client, ci, http.StatusForbidden, fmt.Sprintf("port %d is not in connect_ports %v; add it to connect_ports in the config to allow it", ci.port, pol.ConnectPorts))
+		return
+	}
+	rule := pol.Match(ci.host, ci.port)
+	ci.rule, ci.action = rule.Name, rule.Action.String()
+	switch rule.Action {
+	case policy.ActionDeny:
+		s.refuse(client, ci, http.StatusForbidden, fmt.Sprintf("%s:%d is denied by %s (hosts %v)", ci.host, ci.port, rule.Name, rule.Hosts))
+		return
+	case policy.ActionTunnel:
+		s.tunnel(ctx, client, ci, rule, nil, true)
+		return
+	}
+
+	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+		return
+	}
+	client.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	hello, err := peekClientHello(ctx, client)
+	if err != nil {
+		var he *helloError
+		if errors.As(err, &he) && errors.Is(err, errNotTLS) && rule.Action == policy.ActionAuto {
+			// Not TLS (e.g. plain HTTP or a WebSocket through CONNECT):
+			// nothing to upgrade, pass it through untouched.
+			client.SetDeadline(time.Time{})
+			ci.action = "tunnel"
+			s.tunnel(ctx, client, ci, rule, he.recorded, false)
+			return
+		}
+		s.warnClient(ci, err, nil)
+		return
+	}
+	ci.sni = hello.info.ServerName
+	lo, hi := offeredRange(hello.info.SupportedVersions)
+	ci.clientOffered = versionName(lo) + "-" + versionName(hi)
+	if rule.Action == policy.ActionAuto {
+		// The app can meet the upstream minimum on its own: keep its TLS
+		// end to end, untouched.
+		if hi >= rule.Upstream.MinVersion {
+			client.SetDeadline(time.Time{})
+			ci.action = "auto-tunnel"
+			ci.clientTLS = hi
+			s.tunnel(ctx, client, ci, rule, hello.recorded, false)
+			return
+		}
+		ci.action = "auto-bump"
+	}
+	if hi < tls.VersionTLS10 || !sharesSuite(hello.info.CipherSuites) {
+		s.warnClient(ci, errors.New("the app's ClientHello cannot be served"), hello)
+		return
+	}
+	s.bump(ctx, client, ci, rule, hello)
+}
+
+// bump terminates the app's TLS with a minted certificate and re-originates
+// TLS to the upstream. The upstream is dialled first so the app can be
+// answered with the ALPN protocol the upstream chose (h2 end to end).
+func (s *Server) bump(ctx context.Context, client net.Conn, ci *connInfo, rule *policy.Rule, hello *clientHello) {
+	client.SetDeadline(time.Time{})
+	upstream, uerr := s.dialUpstream(ctx, rule, ci, hello.info.SupportedProtos)
+	var protos []string
+	switch {
+	case uerr == nil && upstream.ConnectionState().NegotiatedProtocol != "":
+		protos = []string{upstream.ConnectionState().NegotiatedProtocol}
+	case uerr != nil && slices.Contains(hello.info.SupportedProtos, "http/1.1"):
+		protos = []string{"http/1.1"} // the 502 is HTTP/1.1
+	}
+	client.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	cfg := appFacingConfig(s.appBase, rule.Client, protos, func(hi *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		name := hi.ServerName
+		if name == "" {
+			name = ci.host // no SNI, or an IP-literal target
+		}
+		return s.cfg.Certs.Get(name, s.leafKeyFor(hi))
+	})
+	app := tls.Server(&replayConn{Conn: client, pending: hello.recorded}, cfg)
+	if err := app.HandshakeContext(ctx); err != nil {
+		if upstream != nil {
+			upstream.Close()
+		}
+		s.warnClient(ci, err, hello)
+		return
+	}
+	client.SetDeadline(time.Time{})
+	cs := app.ConnectionState()
+	ci.clientTLS, ci.clientCipher, ci.alpn = cs.Version, cs.CipherSuite, cs.NegotiatedProtocol
+	if uerr != nil {
+		s.answerUpstreamError(app, ci, uerr)
+		return
+	}
+	us := upstream.ConnectionState()
+	ci.upstreamTLS, ci.upstreamCipher = us.Version, us.CipherSuite
+	relay(app, upstream, s.cfg.IdleTimeout, &ci.stats)
+	s.log.WithFields(ci.fields()).Info("access")
+}
+
+// dialUpstream connects to the rule's address (or the CONNECT target) and
+// completes a verified TLS handshake with the rule's versions and roots.
+func (s *Server) dialUpstream(ctx context.Context, rule *policy.Rule, ci *connInfo, protos []string) (*tls.Conn, error) {
+	addr := rule.Upstream.Address
+	if addr == "" {
+		addr = net.JoinHostPort(ci.host, strconv.Itoa(ci.port))
+	}
+	ci.upstreamAddr = addr
+	name := rule.Upstream.ServerName
+	if name == "" {
+		name = ci.host
+	}
+	fail := func(stage string, err error) error {
+		return &upstreamError{stage: stage, host: ci.host, addr: addr, name: name, rule: rule,
+			offers: [2]uint16{rule.Upstream.MinVersion, rule.Upstream.MaxVersion}, err: err}
+	}
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
+	defer cancel()
+	raw, err := s.cfg.Dial(dctx, "tcp", addr)
+	if err != nil {
+		return nil, fail("dial", err)
+	}
+	cfg := s.upstreamConfig(rule).Clone()
+	cfg.ServerName = name
+	cfg.NextProtos = protos
+	tc := tls.Client(raw, cfg)
+	if err := tc.HandshakeContext(dctx); err != nil {
+		raw.Close()
+		return nil, fail("handshake", err)
+	}
+	return tc, nil
+}
+
+// upstreamConfig returns the rule's server-facing template, built once per
+// rule so its session cache is shared by the rule's connections.
+func (s *Server) upstreamConfig(rule *policy.Rule) *tls.Config {
+	s.upstreamMu.Lock()
+	defer s.upstreamMu.Unlock()
+	cfg, ok := s.upstreamBase[rule]
+	if !ok {
+		cfg = newUpstreamBase(rule.Upstream)
+		s.upstreamBase[rule] = cfg
+	}
+	return cfg
+}
+
+// tunnel relays bytes between the app and the upstream untouched. prefix holds
+// bytes already read from the app (a peeked ClientHello). When reply is set,
+// the CONNECT is answered here: 200 after a successful dial, 502 otherwise.
+func (s *Server) tunnel(ctx context.Context, client net.Conn, ci *connInfo, rule *policy.Rule, prefix []byte, reply bool) {
+	addr := rule.Upstream.Address
+	if addr == "" {
+		addr = net.JoinHostPort(ci.host, strconv.Itoa(ci.port))
+	}
+	ci.upstreamAddr = addr
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
+	upstream, err := s.cfg.Dial(dctx, "tcp", addr)
+	cancel()
+	if err != nil {
+		ue := &upstreamError{stage: "dial", host: ci.host, addr: addr, name: ci.host, rule: rule, err: err}
+		status, cause, fix := ue.explain()
+		if reply {
+			writeResponse(client, status, errorBody(status, ci.host, cause, fix))
+		}
+		ci.status = status
+		s.log.WithFields(ci.fields()).WithError(err).Warn("tunnel: " + cause)
+		return
+	}
+	if reply {
+		if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+			upstream.Close()
+			return
+		}
+	}
+	if len(prefix) > 0 {
+		if _, err := upstream.Write(prefix); err != nil {
+			upstream.Close()
+			return
+		}
+		ci.stats.in.Add(int64(len(prefix)))
+	}
+	relay(client, upstream, s.cfg.IdleTimeout, &ci.stats)
+	ci.stats.firstIn = nil // encrypted or opaque: nothing to show
+	ci.stats.firstOut = nil
+	s.log.WithFields(ci.fields()).Info("access")
+}
+
+// refuse answers a CONNECT with an error status and a plain-text reason.
+func (s *Server) refuse(client net.Conn, ci *connInfo, status int, reason string) {
+	ci.status = status
+	writeResponse(client, status, "tlsbridge: "+reason+"\n")
+	s.log.WithFields(ci.fields()).Info("access: " + reason)
+}
+
+// answerUpstreamError answers the app's first request inside the bumped
+// connection: clients do not show a CONNECT error's body, but they do show
+// a response to their own request.
+func (s *Server) answerUpstreamError(app *tls.Conn, ci *connInfo, uerr error) {
+	var ue *upstreamError
+	if !errors.As(uerr, &ue) {
+		ue = &upstreamError{host: ci.host, err: uerr}
+	}
+	status, cause, fix := ue.explain()
+	ci.status = status
+	s.log.WithFields(ci.fields()).WithField(logfield.Stage, "upstream-"+ue.stage).
+		WithField(logfield.Hint, fix).WithError(ue.err).Warn("upstream failed: " + cause)
+
+	app.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	req, err := http.ReadRequest(bufio.NewReader(app))
+	if err != nil {
+		return // not HTTP/1.x: closing is all we can do
+	}
+	if req.Method != http.MethodHead {
+		writeResponse(app, status, errorBody(status, ci.host, cause, fix))
+	} else {
+		writeResponse(app, status, "")
+	}
+	closeWrite(app)
+	// Let the app read the answer before the close turns into a reset.
+	_, _ = io.Copy(io.Discard, io.LimitReader(app, 64<<10))
+}
+
+// writeResponse writes a complete HTTP/1.1 response that closes the connection.
+func writeResponse(w io.Writer, status int, body string) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		status, http.StatusText(status), len(body), body)
+	_, _ = w.Write(b.Bytes())
+}
+
+// warnClient logs a failed app-facing handshake with a hint for known causes.
+func (s *Server) warnClient(ci *connInfo, err error, hello *clientHello) {
+	e := s.log.WithFields(ci.fields()).WithError(err)
+	if hint := clientHint(err, hello); hint != "" {
+		e = e.WithField(logfield.Hint, hint)
+	}
+	if errors.Is(err, io.EOF) {
+		e.Info("app closed the connection before its TLS handshake")
+		return
+	}
+	e.Warn("app-facing TLS handshake failed")
+}
+
+// requestLine extracts an HTTP/1.x request line from the first bytes the app
+// sent, for the access line; it is not a parser and never rejects anything.
+func requestLine(b []byte) (method, path string, ok bool) {
+	line, _, found := bytes.Cut(b, []byte("\r\n"))
+	if !found {
+		return "", "", false
+	}
+	m, rest, ok1 := bytes.Cut(line, []byte(" "))
+	p, proto, ok2 := bytes.Cut(rest, []byte(" "))
+	if !ok1 || !ok2 || !bytes.HasPrefix(proto, []byte("HTTP/1.")) {
+		return "", "", false
+	}
+	return string(m), string(p), true
+}
+
+// statusCode extracts the status of an HTTP/1.x response's first line.
+func statusCode(b []byte) int {
+	if !bytes.HasPrefix(b, []byte("HTTP/1.")) || len(b) < 12 || b[8] != ' ' {
+		return 0
+	}
+	n, err := strconv.Atoi(string(b[9:12]))
+	if err != nil {
+		return 0
+	}
+	return n
+}

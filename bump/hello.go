@@ -1,0 +1,114 @@
+package bump
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+)
+
+// clientHello is what tlsbridge learns from an app's ClientHello before it
+// decides what to do with the connection.
+type clientHello struct {
+	info     *tls.ClientHelloInfo
+	recorded []byte // every byte read from the app so far, to replay
+}
+
+// maxOffered is the highest TLS version the app offered.
+func (h *clientHello) maxOffered() uint16 {
+	_, hi := offeredRange(h.info.SupportedVersions)
+	return hi
+}
+
+// recordingConn records what crypto/tls reads and swallows what it writes, so
+// the peek handshake leaves no trace on the wire.
+type recordingConn struct {
+	net.Conn
+	buf bytes.Buffer
+}
+
+func (c *recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.buf.Write(p[:n])
+	return n, err
+}
+
+func (c *recordingConn) Write(p []byte) (int, error) { return len(p), nil }
+
+// errHelloCaptured stops the peek handshake once the ClientHello is parsed.
+var errHelloCaptured = errors.New("client hello captured")
+
+// peekClientHello reads the app's ClientHello without consuming it: crypto/tls
+// parses it (no hand-written parser to keep correct), the handshake is aborted
+// in GetConfigForClient, and the recorded bytes are returned for replay.
+// Errors are errNotTLS (with the bytes recorded), errSSLv2Hello, or I/O errors.
+func peekClientHello(ctx context.Context, conn net.Conn) (*clientHello, error) {
+	rc := &recordingConn{Conn: conn}
+	var info *tls.ClientHelloInfo
+	srv := tls.Server(rc, &tls.Config{
+		// Accept every version at parse time: the decision and the real
+		// version check come later, on the real handshake.
+		MinVersion: tls.VersionTLS10, //nolint:gosec // parse-only handshake, aborted before any key exchange
+		GetConfigForClient: func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+			info = hi
+			return nil, errHelloCaptured
+		},
+	})
+	err := srv.HandshakeContext(ctx)
+	if info != nil {
+		return &clientHello{info: info, recorded: rc.buf.Bytes()}, nil
+	}
+	b := rc.buf.Bytes()
+	switch {
+	case isSSLv2Hello(b):
+		return nil, &helloError{kind: errSSLv2Hello, recorded: b}
+	case len(b) > 0 && b[0] != 0x16: // not a TLS handshake record
+		return nil, &helloError{kind: errNotTLS, recorded: b}
+	case len(b) == 0 && errors.Is(err, io.EOF):
+		return nil, &helloError{kind: io.EOF}
+	}
+	return nil, &helloError{kind: err, recorded: b}
+}
+
+// Sentinel kinds of helloError.
+var (
+	errNotTLS     = errors.New("the app did not start a TLS handshake")
+	errSSLv2Hello = errors.New("the app sent an SSLv2-format ClientHello, which crypto/tls cannot serve")
+)
+
+// helloError is a failed peek; recorded holds the bytes read, so a non-TLS
+// stream can still be tunnelled untouched.
+type helloError struct {
+	kind     error
+	recorded []byte
+}
+
+func (e *helloError) Error() string { return "read client hello: " + e.kind.Error() }
+func (e *helloError) Unwrap() error { return e.kind }
+
+// isSSLv2Hello reports the SSLv2-compatible ClientHello format (RFC 6101
+// appendix E.2): a 2-byte length with the high bit set, then message type 1.
+// Java 6 sends it when SSLv2Hello is enabled, and old OpenSSL with SSLv2 on.
+func isSSLv2Hello(b []byte) bool {
+	return len(b) >= 3 && b[0]&0x80 != 0 && b[2] == 0x01
+}
+
+// replayConn serves the recorded ClientHello bytes before reading on.
+type replayConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// NetConn returns the wrapped connection, for half-close.
+func (c *replayConn) NetConn() net.Conn { return c.Conn }

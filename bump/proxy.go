@@ -1,0 +1,151 @@
+package bump
+
+import (
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/elazarl/goproxy"
+	"github.com/sirupsen/logrus"
+
+	"github.com/tlsbridge/tlsbridge/internal/logfield"
+	"github.com/tlsbridge/tlsbridge/policy"
+)
+
+var errTooManyFiles = syscall.EMFILE
+
+// newProxy configures goproxy as the HTTP front end: plain http:// requests
+// are forwarded through a transport that ignores the environment's proxy
+// settings, and every CONNECT is hijacked into handleConnect.
+func (s *Server) newProxy() *goproxy.ProxyHttpServer {
+	p := goproxy.NewProxyHttpServer()
+	p.Logger = printfLogger{s.log}
+	p.Verbose = s.log.Logger.IsLevelEnabled(logrus.DebugLevel)
+	// goproxy's default transport skips verification and honours
+	// HTTPS_PROXY; ours does neither (a proxy that follows its own
+	// environment can loop into itself).
+	p.Tr = &http.Transport{
+		Proxy:                 nil,
+		DialContext:           s.cfg.Dial,
+		TLSHandshakeTimeout:   s.cfg.DialTimeout,
+		ResponseHeaderTimeout: 60 * time.Second,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+		TLSClientConfig:       newUpstreamBase(s.Policy().Upstream),
+	}
+	p.ConnectDial = nil
+	p.NonproxyHandler = http.HandlerFunc(s.serveNonProxy)
+	p.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+		return &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: s.handleConnect}, host
+	})
+	p.OnRequest().DoFunc(s.onPlainRequest)
+	p.OnResponse().DoFunc(s.onPlainResponse)
+	return p
+}
+
+// serveNonProxy answers requests that are not proxy requests (a browser
+// pointed at the proxy port itself).
+func (s *Server) serveNonProxy(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusBadRequest)
+	fmt.Fprintf(w, "This is tlsbridge, an HTTP proxy. Point the app at it with HTTPS_PROXY=http://%s and trust its CA (tlsbridge ca export).\n", r.Host)
+}
+
+// plainState travels with a plain-HTTP request through goproxy.
+type plainState struct {
+	start time.Time
+	rule  *policy.Rule
+	id    uint64
+}
+
+func (s *Server) onPlainRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+	st := &plainState{start: time.Now(), id: s.connID.Add(1)}
+	ctx.UserData = st
+	host, port := splitTarget(r.URL.Host, 80)
+	pol := s.Policy()
+	st.rule = pol.Match(host, port)
+	if st.rule.Action == policy.ActionDeny {
+		return r, textResponse(r, http.StatusForbidden, fmt.Sprintf("tlsbridge: %s:%d is denied by %s\n", host, port, st.rule.Name))
+	}
+	return r, nil
+}
+
+func (s *Server) onPlainResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Response {
+	st, _ := ctx.UserData.(*plainState)
+	if resp == nil && ctx.Error != nil {
+		host, _ := splitTarget(ctx.Req.URL.Host, 80)
+		ue := &upstreamError{stage: "dial", host: host, addr: ctx.Req.URL.Host, name: host, err: ctx.Error}
+		if st != nil {
+			ue.rule = st.rule
+		}
+		status, cause, fix := ue.explain()
+		resp = textResponse(ctx.Req, status, errorBody(status, ctx.Req.URL.Host, cause, fix))
+	}
+	if st != nil && resp != nil {
+		host, port := splitTarget(ctx.Req.URL.Host, 80)
+		e := s.log.WithFields(logrus.Fields{
+			logfield.ConnID:     st.id,
+			logfield.ClientAddr: ctx.Req.RemoteAddr,
+			logfield.Host:       host,
+			logfield.Port:       port,
+			logfield.Rule:       st.rule.Name,
+			logfield.Action:     "forward",
+			logfield.Method:     ctx.Req.Method,
+			logfield.Path:       ctx.Req.URL.Path,
+			logfield.Status:    resp.StatusCode,
+			logfield.BytesOut:   resp.ContentLength,
+			logfield.DurationMS: time.Since(st.start).Milliseconds(),
+		})
+		if ctx.Error != nil {
+			e = e.WithError(ctx.Error)
+		}
+		e.Info("access")
+	}
+	return resp
+}
+
+// textResponse builds a plain-text response for goproxy to send.
+func textResponse(r *http.Request, status int, body string) *http.Response {
+	resp := goproxy.NewResponse(r, "text/plain; charset=utf-8", status, body)
+	resp.Header.Set("Connection", "close")
+	return resp
+}
+
+// splitTarget splits "host:port" (or "host") into a host and a port.
+func splitTarget(hostport string, defaultPort int) (string, int) {
+	host, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return strings.Trim(hostport, "[]"), defaultPort
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 1 || port > 65535 {
+		return host, -1
+	}
+	return host, port
+}
+
+// printfLogger adapts goproxy's Printf logger to logrus at Debug.
+type printfLogger struct{ e *logrus.Entry }
+
+func (l printfLogger) Printf(format string, v ...any) { l.e.Debugf("goproxy: "+format, v...) }
+
+// newStdLogger adapts a standard library *log.Logger (http.Server.ErrorLog)
+// into the entry at level.
+func newStdLogger(e *logrus.Entry, level logrus.Level) *log.Logger {
+	return log.New(logWriter{e, level}, "", 0)
+}
+
+type logWriter struct {
+	e     *logrus.Entry
+	level logrus.Level
+}
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.e.Log(w.level, strings.TrimSpace(string(p)))
+	return len(p), nil
+}

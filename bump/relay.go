@@ -1,0 +1,149 @@
+package bump
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// relayBufferSize fits one maximum TLS record's plaintext (RFC 8446 5.1), so
+// each read of a tls.Conn fills at most one buffer and each write produces
+// full-size records.
+const relayBufferSize = 16 << 10
+
+// relayBuffers pools copy buffers so that established connections do not
+// allocate per transfer.
+var relayBuffers = sync.Pool{New: func() any { b := make([]byte, relayBufferSize); return &b }}
+
+// relayStats is what one relay moved.
+type relayStats struct {
+	in, out atomic.Int64 // app→upstream, upstream→app
+	// firstIn/firstOut hold the start of the first chunk each way, for the
+	// access line's request and status (HTTP/1.x only; see accessFields).
+	firstIn, firstOut []byte
+}
+
+// relay copies bytes both ways between the app and the upstream until both
+// directions end, honouring half-close, and closes both when done. An idle
+// connection (no bytes either way for idle) is closed.
+func relay(app, upstream net.Conn, idle time.Duration, st *relayStats) {
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	w := newIdleWatch(idle, &last, func() {
+		app.Close()
+		upstream.Close()
+	})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		(&copier{dst: app, src: upstream, n: &st.out, first: &st.firstOut, last: &last}).run()
+	}()
+	(&copier{dst: upstream, src: app, n: &st.in, first: &st.firstIn, last: &last}).run()
+	wg.Wait()
+	w.stop()
+	app.Close()
+	upstream.Close()
+}
+
+// copier is one direction of a relay; a named type so stacks read well.
+type copier struct {
+	dst, src net.Conn
+	n        *atomic.Int64
+	first    *[]byte
+	last     *atomic.Int64
+}
+
+// firstChunkMax bounds how much of the first chunk is kept for logging.
+const firstChunkMax = 256
+
+func (c *copier) run() {
+	bp := relayBuffers.Get().(*[]byte)
+	defer relayBuffers.Put(bp)
+	buf := *bp
+	for {
+		nr, rerr := c.src.Read(buf)
+		if nr > 0 {
+			if *c.first == nil {
+				*c.first = append([]byte(nil), buf[:min(nr, firstChunkMax)]...)
+			}
+			c.last.Store(time.Now().UnixNano())
+			nw, werr := c.dst.Write(buf[:nr])
+			c.n.Add(int64(nw))
+			if werr != nil {
+				// The other side is gone: stop both directions.
+				c.src.Close()
+				return
+			}
+		}
+		if rerr != nil {
+			if errors.Is(rerr, io.EOF) {
+				closeWrite(c.dst)
+			} else {
+				c.dst.Close()
+				c.src.Close()
+			}
+			return
+		}
+	}
+}
+
+// closeWrite half-closes c: a TLS close_notify and then a TCP FIN, through any
+// wrappers, so the peer reads EOF while the other direction keeps flowing.
+func closeWrite(c net.Conn) {
+	for c != nil {
+		switch cc := c.(type) {
+		case *tls.Conn:
+			if cc.CloseWrite() != nil {
+				return
+			}
+			c = cc.NetConn()
+		case interface{ CloseWrite() error }:
+			cc.CloseWrite()
+			return
+		case interface{ NetConn() net.Conn }:
+			c = cc.NetConn()
+		default:
+			return
+		}
+	}
+}
+
+// idleWatch closes a relay after idle time without traffic, with one timer per
+// connection instead of a deadline update per read.
+type idleWatch struct {
+	mu    sync.Mutex
+	timer *time.Timer
+}
+
+func newIdleWatch(idle time.Duration, last *atomic.Int64, onIdle func()) *idleWatch {
+	w := &idleWatch{}
+	if idle <= 0 {
+		return w
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.timer = time.AfterFunc(idle, func() {
+		since := time.Since(time.Unix(0, last.Load()))
+		if since >= idle {
+			onIdle()
+			return
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.timer.Reset(idle - since)
+	})
+	return w
+}
+
+func (w *idleWatch) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+}

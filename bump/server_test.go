@@ -1,0 +1,560 @@
+package bump
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/tlsbridge/tlsbridge/ca"
+	"github.com/tlsbridge/tlsbridge/ca/catest"
+	"github.com/tlsbridge/tlsbridge/policy"
+)
+
+// origin is an in-process HTTPS server with its own CA, standing in for the
+// real server an app calls.
+type origin struct {
+	srv    *httptest.Server
+	ca     *ca.Authority
+	caFile string // PEM of the origin's CA, for ca_files
+	addr   string
+}
+
+// newOrigin starts an origin accepting TLS minV..maxV that answers with the
+// TLS version it negotiated and the Host it was asked for.
+func newOrigin(t testing.TB, minV, maxV uint16) *origin {
+	t.Helper()
+	oca := catest.New(t)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Origin-TLS", policy.TLSVersionName(r.TLS.Version))
+		fmt.Fprintf(w, "hello from origin; host=%s path=%s", r.Host, r.URL.Path)
+	}))
+	srv.TLS = &tls.Config{
+		MinVersion:   minV,
+		MaxVersion:   maxV,
+		Certificates: []tls.Certificate{catest.ServerCert(t, oca, "origin.test", "127.0.0.1")},
+	}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	caFile := filepath.Join(t.TempDir(), "origin-ca.pem")
+	if err := os.WriteFile(caFile, oca.CertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &origin{srv: srv, ca: oca, caFile: caFile, addr: srv.Listener.Addr().String()}
+}
+
+// proxy is a running tlsbridge bump.Server.
+type proxy struct {
+	srv   *Server
+	ca    *ca.Authority
+	certs *ca.Cache
+	addr  string
+	log   *strings.Builder
+	logMu *sync.Mutex
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// logs returns what the proxy logged so far.
+func (p *proxy) logs() string {
+	p.logMu.Lock()
+	defer p.logMu.Unlock()
+	return p.log.String()
+}
+
+// startProxy runs a Server for the TOML config text (written next to nothing:
+// ca_files paths in it must be absolute).
+func startProxy(t testing.TB, config string, tweak ...func(*Config)) *proxy {
+	t.Helper()
+	pol, err := policy.Parse([]byte(config), "")
+	if err != nil {
+		t.Fatalf("policy.Parse:\n%s\n%v", config, err)
+	}
+	authority := catest.New(t)
+	certs, err := ca.NewCache(authority, ca.CacheConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { certs.Close() })
+	p := &proxy{ca: authority, certs: certs, log: &strings.Builder{}, logMu: &sync.Mutex{}}
+	l := logrus.New()
+	l.SetOutput(lockedWriter{p.logMu, p.log})
+	l.SetLevel(logrus.InfoLevel)
+	cfg := Config{Policy: pol, Certs: certs, Log: logrus.NewEntry(l), HandshakeTimeout: 2 * time.Second, DrainTimeout: time.Second}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.srv = srv
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background(), ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Serve did not return after Close")
+		}
+	})
+	return p
+}
+
+// clientOpts describe a (legacy) app.
+type clientOpts struct {
+	version    uint16   // min = max = version
+	suites     []uint16 // nil = Go's defaults for that version
+	proxyTLS   bool     // speak TLS to the proxy port itself
+	noSNI      bool     // send no server_name (verification still done)
+	extraRoots *ca.Authority
+}
+
+// legacyClient returns an http.Client that goes through the proxy with
+// CONNECT and verifies the chain against the proxy's CA (and extraRoots).
+func (p *proxy) legacyClient(t testing.TB, o clientOpts) *http.Client {
+	t.Helper()
+	roots := x509.NewCertPool()
+	roots.AddCert(p.ca.Cert)
+	if o.extraRoots != nil {
+		roots.AddCert(o.extraRoots.Cert)
+	}
+	cfg := &tls.Config{
+		MinVersion:   o.version, //nolint:gosec // the test plays a legacy app
+		MaxVersion:   o.version,
+		CipherSuites: o.suites,
+		RootCAs:      roots,
+	}
+	scheme := "http"
+	if o.proxyTLS {
+		scheme = "https"
+	}
+	tr := &http.Transport{
+		Proxy:             http.ProxyURL(&url.URL{Scheme: scheme, Host: p.addr}),
+		TLSClientConfig:   cfg,
+		DisableKeepAlives: true,
+	}
+	if o.noSNI {
+		// An app without SNI: dial the tunnel ourselves, send no
+		// server_name, and verify the chain and name by hand (this is
+		// verification, not a skip).
+		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			raw, err := p.connect(addr)
+			if err != nil {
+				return nil, err
+			}
+			host, _, _ := net.SplitHostPort(addr)
+			c := cfg.Clone()
+			c.InsecureSkipVerify = true //nolint:gosec // replaced by VerifyConnection below: chain and name are verified
+			c.VerifyConnection = func(cs tls.ConnectionState) error {
+				opts := x509.VerifyOptions{Roots: roots, DNSName: host, Intermediates: x509.NewCertPool()}
+				for _, ic := range cs.PeerCertificates[1:] {
+					opts.Intermediates.AddCert(ic)
+				}
+				_, err := cs.PeerCertificates[0].Verify(opts)
+				return err
+			}
+			tc := tls.Client(raw, c)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				raw.Close()
+				return nil, err
+			}
+			return tc, nil
+		}
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// connect opens a CONNECT tunnel to target through the proxy.
+func (p *proxy) connect(target string) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", p.addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		c.Close()
+		return nil, &connectError{status: resp.StatusCode, body: string(body)}
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}
+
+type connectError struct {
+	status int
+	body   string
+}
+
+func (e *connectError) Error() string { return fmt.Sprintf("CONNECT: %d %s", e.status, e.body) }
+
+// get fetches url and returns status, body and the client-side TLS state.
+func get(t testing.TB, c *http.Client, u string) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading body: %v", u, err)
+	}
+	return resp, string(b)
+}
+
+// pinConfig is a config whose one rule sends host to the origin's address.
+func pinConfig(o *origin, host, action, extra string) string {
+	return fmt.Sprintf(`
+[upstream]
+ca_files = [%q]
+
+[[rule]]
+hosts = [%q]
+action = %q
+[rule.upstream]
+address = %q
+server_name = "origin.test"
+%s
+`, o.caFile, host, action, o.addr, extra)
+}
+
+func TestBumpLegacyClients(t *testing.T) {
+	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
+	_, originPort, _ := net.SplitHostPort(o.addr)
+	p := startProxy(t, fmt.Sprintf("connect_ports = [443, %s]\n", originPort)+pinConfig(o, "origin.test", "bump", ""))
+
+	tests := []struct {
+		name string
+		url  string
+		opts clientOpts
+	}{
+		{"tls10", "https://origin.test/a", clientOpts{version: tls.VersionTLS10}},
+		{"tls11", "https://origin.test/a", clientOpts{version: tls.VersionTLS11}},
+		{"tls10-no-sni", "https://origin.test/a", clientOpts{version: tls.VersionTLS10, noSNI: true}},
+		{"tls10-ip-literal", "https://" + o.addr + "/a", clientOpts{version: tls.VersionTLS10}},
+		{"tls10-rsa-kex-only", "https://origin.test/a", clientOpts{version: tls.VersionTLS10, suites: []uint16{tls.TLS_RSA_WITH_AES_128_CBC_SHA}}},
+		{"tls10-3des-only", "https://origin.test/a", clientOpts{version: tls.VersionTLS10, suites: []uint16{tls.TLS_RSA_WITH_3DES_EDE_CBC_SHA}}},
+		{"tls12-bumped-by-rule", "https://origin.test/a", clientOpts{version: tls.VersionTLS12}},
+		{"tls10-to-proxy-port", "https://origin.test/a", clientOpts{version: tls.VersionTLS10, proxyTLS: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := get(t, p.legacyClient(t, tt.opts), tt.url)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status = %d, want 200; body %q", resp.StatusCode, body)
+			}
+			if !strings.HasPrefix(body, "hello from origin") {
+				t.Errorf("body = %q, want the origin's answer", body)
+			}
+			if got := resp.TLS.Version; got != tt.opts.version {
+				t.Errorf("client TLS = %s, want %s", versionName(got), versionName(tt.opts.version))
+			}
+			if got := resp.Header.Get("X-Origin-TLS"); got != "1.2" && got != "1.3" {
+				t.Errorf("origin saw TLS %q, want 1.2 or 1.3", got)
+			}
+			if issuer := resp.TLS.PeerCertificates[0].Issuer.String(); issuer != p.ca.Cert.Subject.String() {
+				t.Errorf("leaf issuer = %q, want tlsbridge's CA %q", issuer, p.ca.Cert.Subject)
+			}
+			if tt.opts.suites != nil && resp.TLS.CipherSuite != tt.opts.suites[0] {
+				t.Errorf("cipher = %s, want %s", tls.CipherSuiteName(resp.TLS.CipherSuite), tls.CipherSuiteName(tt.opts.suites[0]))
+			}
+		})
+	}
+	if logs := p.logs(); !strings.Contains(logs, "client_tls=TLS1.0") || !strings.Contains(logs, "upstream_tls=TLS1.3") {
+		t.Errorf("access log lacks both sides' TLS versions:\n%s", logs)
+	}
+}
+
+func TestAutoBumpsOnlyLegacyClients(t *testing.T) {
+	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
+	p := startProxy(t, pinConfig(o, "origin.test", "auto", ""))
+
+	resp, _ := get(t, p.legacyClient(t, clientOpts{version: tls.VersionTLS10}), "https://origin.test/")
+	if got, want := resp.TLS.PeerCertificates[0].Issuer.String(), p.ca.Cert.Subject.String(); got != want {
+		t.Errorf("TLS 1.0 client: issuer = %q, want tlsbridge's CA %q (bumped)", got, want)
+	}
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		resp, _ = get(t, p.legacyClient(t, clientOpts{version: v, extraRoots: o.ca}), "https://origin.test/")
+		if got, want := resp.TLS.PeerCertificates[0].Issuer.String(), o.ca.Cert.Subject.String(); got != want {
+			t.Errorf("%s client: issuer = %q, want the origin's CA %q (tunnelled)", versionName(v), got, want)
+		}
+	}
+}
+
+func TestTunnelDenyAndPorts(t *testing.T) {
+	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
+	p := startProxy(t, pinConfig(o, "origin.test", "tunnel", "")+`
+[[rule]]
+hosts = ["*.denied.test"]
+action = "deny"
+`)
+	resp, _ := get(t, p.legacyClient(t, clientOpts{version: tls.VersionTLS13, extraRoots: o.ca}), "https://origin.test/")
+	if got, want := resp.TLS.PeerCertificates[0].Issuer.String(), o.ca.Cert.Subject.String(); got != want {
+		t.Errorf("tunnel: issuer = %q, want the origin's CA %q", got, want)
+	}
+
+	for _, tt := range []struct {
+		name, target string
+		status       int
+		want         string
+	}{
+		{"deny-rule", "api.denied.test:443", 403, "denied by rule[1]"},
+		{"port-not-allowed", "origin.test:8443", 403, "connect_ports"},
+		{"no-port", "origin.test", 400, "host:port"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := p.connect(tt.target)
+			var ce *connectError
+			if !errors.As(err, &ce) || ce.status != tt.status {
+				t.Fatalf("CONNECT %s: err = %v, want %d", tt.target, err, tt.status)
+			}
+			if !strings.Contains(ce.body, tt.want) {
+				t.Errorf("CONNECT %s: body %q does not mention %q", tt.target, ce.body, tt.want)
+			}
+		})
+	}
+}
+
+func TestUpstreamFailuresAnswer502InsideTLS(t *testing.T) {
+	tls12only := newOrigin(t, tls.VersionTLS12, tls.VersionTLS12)
+	untrusted := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
+	closedLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	closedAddr := closedLn.Addr().String()
+	closedLn.Close()
+	p := startProxy(t, fmt.Sprintf(`
+[upstream]
+ca_files = [%q]
+
+[[rule]]
+hosts = ["modern.test"]
+action = "bump"
+[rule.upstream]
+address = %q
+min_tls = "1.3"
+
+[[rule]]
+hosts = ["untrusted.test"]
+action = "bump"
+[rule.upstream]
+address = %q
+server_name = "origin.test"
+
+[[rule]]
+hosts = ["down.test"]
+action = "bump"
+[rule.upstream]
+address = %q
+
+[[rule]]
+hosts = ["wrongname.test"]
+action = "bump"
+[rule.upstream]
+address = %q
+
+[[rule]]
+hosts = ["renamed.test"]
+action = "bump"
+[rule.upstream]
+address = %q
+server_name = "origin.test"
+`, tls12only.caFile, tls12only.addr, untrusted.addr, closedAddr, tls12only.addr, tls12only.addr))
+
+	client := p.legacyClient(t, clientOpts{version: tls.VersionTLS10})
+	for _, tt := range []struct {
+		host   string
+		status int
+		want   []string
+	}{
+		{"modern.test", 502, []string{"1.3", "min_tls", "rule[0]"}},
+		{"untrusted.test", 502, []string{"unknown authority", "ca_files"}},
+		{"down.test", 502, []string{"could not connect", closedAddr}},
+		{"wrongname.test", 502, []string{"wrongname.test", "server_name"}},
+	} {
+		t.Run(tt.host, func(t *testing.T) {
+			resp, body := get(t, client, "https://"+tt.host+"/")
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status = %d, want %d; body %q", resp.StatusCode, tt.status, body)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("body does not mention %q:\n%s", w, body)
+				}
+			}
+			if resp.TLS == nil || resp.TLS.Version != tls.VersionTLS10 {
+				t.Errorf("502 not answered inside the app's TLS 1.0 connection")
+			}
+		})
+	}
+	// The proxy is still healthy, and server_name overrides the
+	// verification name.
+	resp, body := get(t, client, "https://renamed.test/")
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("after failures: status %d, body %q; want 200", resp.StatusCode, body)
+	}
+	if logs := p.logs(); !strings.Contains(logs, "upstream failed") {
+		t.Errorf("no upstream failure logged:\n%s", logs)
+	}
+}
+
+func TestHostHeaderDoesNotRedirect(t *testing.T) {
+	a := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
+	p := startProxy(t, pinConfig(a, "a.test", "bump", ""))
+	client := p.legacyClient(t, clientOpts{version: tls.VersionTLS10})
+	req, _ := http.NewRequest(http.MethodGet, "https://a.test/x", nil)
+	req.Host = "b.test"
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), "hello from origin; host=b.test") {
+		t.Errorf("body = %q, want origin A's answer to Host b.test", body)
+	}
+}
+
+func TestCertificateCache(t *testing.T) {
+	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
+	p := startProxy(t, pinConfig(o, "*.cache.test", "bump", ""))
+	client := p.legacyClient(t, clientOpts{version: tls.VersionTLS10})
+
+	before := p.certs.Stats().Mints
+	get(t, client, "https://one.cache.test/")
+	get(t, client, "https://one.cache.test/")
+	if got := p.certs.Stats().Mints - before; got != 1 {
+		t.Errorf("two connections to one host minted %d leaves, want 1", got)
+	}
+
+	before = p.certs.Stats().Mints
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for range 50 {
+		wg.Go(func() {
+			resp, err := p.legacyClient(t, clientOpts{version: tls.VersionTLS10}).Get("https://many.cache.test/")
+			if err != nil {
+				errs <- err
+				return
+			}
+			resp.Body.Close()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent GET: %v", err)
+	}
+	if got := p.certs.Stats().Mints - before; got != 1 {
+		t.Errorf("50 concurrent first connections minted %d leaves, want 1", got)
+	}
+}
+
+func TestBadInputKeepsServing(t *testing.T) {
+	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
+	p := startProxy(t, pinConfig(o, "origin.test", "bump", ""), func(c *Config) { c.HandshakeTimeout = 300 * time.Millisecond })
+
+	t.Run("silent-client-closed", func(t *testing.T) {
+		c, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		start := time.Now()
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+			t.Errorf("read from a silent connection: err = %v, want EOF (closed by the proxy)", err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("closed after %v, want about the handshake timeout", d)
+		}
+	})
+	t.Run("silent-after-connect", func(t *testing.T) {
+		c, err := p.connect("origin.test:443")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadAll(c); err != nil {
+			t.Errorf("read after CONNECT without a ClientHello: %v, want EOF", err)
+		}
+	})
+	for _, junk := range []struct{ name, data string }{
+		{"random-bytes", strings.Repeat("\x00\xff\x16\x03garbage", 4096)},
+		{"malformed-connect", "CONNECT\r\n\r\n"},
+		{"connect-bad-target", "CONNECT :::: HTTP/1.1\r\nHost: x\r\n\r\n"},
+		{"sslv2-hello-after-connect", "CONNECT origin.test:443 HTTP/1.1\r\nHost: origin.test\r\n\r\n\x80\x2e\x01\x00\x02\x00\x15\x00\x00\x00\x10"},
+		{"tls-junk-to-proxy-port", "\x16\x03\x01\x00\x05hello"},
+	} {
+		t.Run(junk.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", p.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, junk.data)
+			io.Copy(io.Discard, c)
+		})
+	}
+	resp, body := get(t, p.legacyClient(t, clientOpts{version: tls.VersionTLS10}), "https://origin.test/")
+	if resp.StatusCode != 200 {
+		t.Fatalf("after bad input: status %d, body %q", resp.StatusCode, body)
+	}
+}
+
+func TestPlainHTTPForwarded(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "plain ok")
+	}))
+	defer backend.Close()
+	p := startProxy(t, "")
+	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: p.addr})}}
+	resp, body := get(t, c, backend.URL+"/x")
+	if resp.StatusCode != 200 || body != "plain ok" {
+		t.Errorf("GET through proxy = %d %q, want 200 \"plain ok\"", resp.StatusCode, body)
+	}
+}

@@ -1,0 +1,164 @@
+package bump
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"fmt"
+
+	"github.com/tlsbridge/tlsbridge/policy"
+)
+
+// legacyClientCipherSuites is what the app-facing side accepts for TLS 1.0–1.2
+// (TLS 1.3 suites are not configurable in crypto/tls and are always on).
+//
+// It deliberately goes beyond Go's defaults, because the apps tlsbridge exists
+// for cannot be changed:
+//   - ECDHE *_CBC_SHA suites: the only forward-secret suites TLS 1.0/1.1
+//     clients have (Android 4, Java 7, .NET 4.0, OpenSSL 1.0.x).
+//   - TLS_RSA_* (RSA key exchange): removed from Go's default list in Go 1.22
+//     (GODEBUG tlsrsakex); Java 6, Windows XP/Server 2003 and many embedded
+//     stacks offer nothing else.
+//   - 3DES: removed from the defaults in Go 1.23 (GODEBUG tls3des); Windows
+//     XP's SChannel has no AES at all.
+//
+// Listing suites explicitly in Config.CipherSuites is what re-enables them;
+// the GODEBUG switches only affect the defaults. The weakness these suites
+// carry stays on the loopback leg between the app and tlsbridge; the
+// upstream leg uses upstreamCipherSuites.
+var legacyClientCipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
+	tls.TLS_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_RSA_WITH_AES_128_CBC_SHA,
+	tls.TLS_RSA_WITH_AES_256_CBC_SHA,
+	tls.TLS_RSA_WITH_AES_128_CBC_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA,
+	tls.TLS_RSA_WITH_3DES_EDE_CBC_SHA,
+}
+
+// upstreamCipherSuites is what tlsbridge offers real servers for TLS 1.2:
+// forward-secret suites only, the same set Go offers by default, written out
+// so that a future change of Go's defaults does not change what we send.
+var upstreamCipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
+}
+
+// newAppFacingBase returns the template every app-facing tls.Config is cloned
+// from. Session ticket keys are set once here so that clones share them and
+// a reconnecting app can resume instead of paying for a full handshake (an
+// RSA-2048 decryption is 0.7 ms in Go).
+func newAppFacingBase() (*tls.Config, error) {
+	var key [32]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return nil, fmt.Errorf("session ticket key: %w", err)
+	}
+	base := &tls.Config{
+		// TLS 1.0 and 1.1 are the reason tlsbridge exists; the per-rule
+		// client.min_tls narrows this. Since Go 1.22 an unset MinVersion means
+		// TLS 1.2 for servers (GODEBUG tls10server), so it is always set.
+		MinVersion:   tls.VersionTLS10, //nolint:gosec // legacy apps on loopback are the product's purpose; tested in legacy_test.go
+		MaxVersion:   tls.VersionTLS13,
+		CipherSuites: legacyClientCipherSuites,
+	}
+	base.SetSessionTicketKeys([][32]byte{key})
+	return base, nil
+}
+
+// appFacingConfig returns a per-connection config for the app's side.
+func appFacingConfig(base *tls.Config, c policy.ClientTLS, alpn []string, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Config {
+	cfg := base.Clone()
+	cfg.MinVersion = c.MinVersion
+	cfg.MaxVersion = c.MaxVersion
+	cfg.NextProtos = alpn
+	cfg.GetCertificate = getCert
+	return cfg
+}
+
+// newUpstreamBase builds the server-facing config template of one rule.
+// Verification stays on unless the rule says verify = false.
+func newUpstreamBase(u policy.UpstreamTLS) *tls.Config {
+	return &tls.Config{
+		MinVersion:         u.MinVersion,
+		MaxVersion:         u.MaxVersion,
+		CipherSuites:       upstreamCipherSuites,
+		RootCAs:            u.RootCAs,
+		InsecureSkipVerify: !u.Verify, //nolint:gosec // only when a rule sets verify = false; warned at startup, tested in server_test.go
+		// Resumed upstream sessions turn a reconnecting legacy app's
+		// upstream handshake into an abbreviated one.
+		ClientSessionCache: tls.NewLRUClientSessionCache(256),
+	}
+}
+
+// offeredRange returns the lowest and highest version in a ClientHello's list.
+func offeredRange(versions []uint16) (lo, hi uint16) {
+	for i, v := range versions {
+		if isGREASE(v) {
+			continue
+		}
+		if i == 0 || lo == 0 || v < lo {
+			lo = v
+		}
+		if v > hi {
+			hi = v
+		}
+	}
+	return lo, hi
+}
+
+// isGREASE reports RFC 8701 placeholder values that clients put in lists.
+func isGREASE(v uint16) bool { return v&0x0f0f == 0x0a0a && v>>8 == v&0xff }
+
+// versionName names a TLS version the way people write it.
+func versionName(v uint16) string {
+	switch v {
+	case 0:
+		return "-"
+	case 0x0300:
+		return "SSL3.0"
+	}
+	return "TLS" + policy.TLSVersionName(v)
+}
+
+// cipherName names a negotiated cipher suite, "-" when none.
+func cipherName(id uint16) string {
+	if id == 0 {
+		return "-"
+	}
+	return tls.CipherSuiteName(id)
+}
+
+// sharesSuite reports whether the client offered any suite the app-facing
+// side accepts (TLS 1.3 suites always count).
+func sharesSuite(offered []uint16) bool {
+	for _, o := range offered {
+		if o>>8 == 0x13 {
+			return true
+		}
+		for _, s := range legacyClientCipherSuites {
+			if o == s {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/tlsbridge/tlsbridge/ca"
+)
+
+// runCA dispatches "tlsbridge ca <subcommand>".
+func runCA(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("ca: missing subcommand (init, export, info): %w", errUsage)
+	}
+	switch args[0] {
+	case "init":
+		return runCAInit(args[1:], stdout, stderr)
+	case "export":
+		return runCAExport(args[1:], stdout, stderr)
+	case "info":
+		return runCAInfo(args[1:], stdout, stderr)
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("ca: unknown subcommand %q: %w", args[0], errUsage)
+}
+
+// runCAInit creates the CA; -force replaces an existing one.
+func runCAInit(args []string, stdout, stderr io.Writer) error {
+	var cf commonFlags
+	fs := newFlagSet("ca init", stderr)
+	cf.register(fs)
+	force := fs.Bool("force", false, "replace an existing CA (apps that trust the old one must trust the new one)")
+	keyName := fs.String("key", "rsa", "CA key type: rsa (RSA-2048, every client) or ecdsa (P-256, modern clients only)")
+	if err := parseFlags(fs, args, 0); err != nil {
+		return ignoreHelp(err)
+	}
+	pol, err := cf.loadPolicy()
+	if err != nil {
+		return err
+	}
+	var key ca.KeyType
+	switch *keyName {
+	case "rsa":
+		key = ca.KeyRSA2048
+	case "ecdsa":
+		key = ca.KeyECDSAP256
+	default:
+		return fmt.Errorf("ca init: -key %q is not a key type (want rsa or ecdsa)", *keyName)
+	}
+	dir, err := ca.Dir(cf.caDir, pol.CA.Dir)
+	if err != nil {
+		return err
+	}
+	a, err := ca.Create(dir, ca.Options{Key: key, PermittedHosts: pol.CA.PermittedHosts}, *force)
+	if err != nil {
+		return fmt.Errorf("ca init: %w (use -force to replace an existing CA)", err)
+	}
+	fmt.Fprintf(stdout, "created CA in %s\n  certificate %s\n  key         %s (mode 0600)\n  sha256      %s\nnext: tlsbridge ca install, or give apps the file from tlsbridge ca export\n",
+		a.Dir, a.CertPath(), a.KeyPath(), a.Fingerprint())
+	return nil
+}
+
+// runCAExport writes the CA certificate as PEM (default) or DER.
+func runCAExport(args []string, stdout, stderr io.Writer) error {
+	var cf commonFlags
+	fs := newFlagSet("ca export", stderr)
+	cf.register(fs)
+	der := fs.Bool("der", false, "write DER instead of PEM (Windows, Android, some devices)")
+	out := fs.String("out", "", "write to this file instead of standard output")
+	if err := parseFlags(fs, args, 0); err != nil {
+		return ignoreHelp(err)
+	}
+	a, err := loadCA(cf)
+	if err != nil {
+		return err
+	}
+	data := a.CertPEM()
+	if *der {
+		data = a.CertDER()
+	}
+	if *out == "" {
+		_, err = stdout.Write(data)
+		return err
+	}
+	if err := os.WriteFile(*out, data, 0o644); err != nil {
+		return fmt.Errorf("ca export: %w", err)
+	}
+	return nil
+}
+
+// runCAInfo prints what a person checks about the CA.
+func runCAInfo(args []string, stdout, stderr io.Writer) error {
+	var cf commonFlags
+	fs := newFlagSet("ca info", stderr)
+	cf.register(fs)
+	if err := parseFlags(fs, args, 0); err != nil {
+		return ignoreHelp(err)
+	}
+	a, err := loadCA(cf)
+	if err != nil {
+		return err
+	}
+	c := a.Cert
+	fmt.Fprintf(stdout, "certificate  %s\nkey          %s\nsubject      %s\nkey type     %s\nsha256       %s\nvalid        %s to %s",
+		a.CertPath(), a.KeyPath(), c.Subject, keyDescription(c), a.Fingerprint(),
+		c.NotBefore.UTC().Format(time.DateOnly), c.NotAfter.UTC().Format(time.DateOnly))
+	if left := time.Until(c.NotAfter); left < 30*24*time.Hour {
+		fmt.Fprintf(stdout, " (expires in %d days: run tlsbridge ca init -force)", int(left.Hours()/24))
+	}
+	fmt.Fprintln(stdout)
+	if names := permitted(c); names != "" {
+		fmt.Fprintf(stdout, "permitted    %s\n", names)
+	}
+	return nil
+}
+
+func loadCA(cf commonFlags) (*ca.Authority, error) {
+	pol, err := cf.loadPolicy()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := ca.Dir(cf.caDir, pol.CA.Dir)
+	if err != nil {
+		return nil, err
+	}
+	a, err := ca.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w (create it with: tlsbridge ca init -ca-dir %s)", err, dir)
+	}
+	return a, nil
+}
+
+func keyDescription(c *x509.Certificate) string {
+	switch c.PublicKeyAlgorithm {
+	case x509.RSA:
+		return "RSA"
+	case x509.ECDSA:
+		return "ECDSA"
+	}
+	return c.PublicKeyAlgorithm.String()
+}
+
+func permitted(c *x509.Certificate) string {
+	var names []string
+	names = append(names, c.PermittedDNSDomains...)
+	for _, n := range c.PermittedIPRanges {
+		names = append(names, n.String())
+	}
+	return strings.Join(names, ", ")
+}
+

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/tlsbridge/tlsbridge/bump"
+	"github.com/tlsbridge/tlsbridge/ca"
+	"github.com/tlsbridge/tlsbridge/internal/logfield"
+	"github.com/tlsbridge/tlsbridge/policy"
+)
+
+// runServe is "tlsbridge run": load config and CA, listen, serve until ctx
+// ends (SIGINT/SIGTERM); SIGHUP reloads the config.
+func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
+	var cf commonFlags
+	fs := newFlagSet("run", stderr)
+	cf.register(fs)
+	if err := parseFlags(fs, args, 0); err != nil {
+		return ignoreHelp(err)
+	}
+	pol, err := cf.loadPolicy()
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(pol.Log, stderr)
+	if err != nil {
+		return err
+	}
+	authority, cache, err := openCA(cf.caDir, pol, log)
+	if err != nil {
+		return err
+	}
+	defer cache.Close()
+
+	leafKey, err := leafKeyType(pol.CA.LeafKey)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", pol.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: cannot listen on %q: %w (is another proxy running? change listen in the config)", pol.Listen, err)
+	}
+	srv, err := bump.New(bump.Config{Policy: pol, Certs: cache, LeafKey: leafKey, Log: log})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer srv.Close()
+	warnInsecure(pol, log)
+
+	log.WithFields(logrus.Fields{logfield.Listen: ln.Addr().String(), logfield.CADir: authority.Dir}).Info("tlsbridge listening")
+	log.Infof("apps use it with HTTPS_PROXY=http://%s and trust %s (tlsbridge ca install, or tlsbridge ca export -out ca.pem)", ln.Addr(), authority.CertPath())
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { reloadOnHUP(ctx, cf, srv, log) })
+	err = srv.Serve(ctx, ln)
+	cancel()
+	wg.Wait()
+	log.Info("tlsbridge stopped")
+	return err
+}
+
+// openCA resolves the CA directory, creates the CA on first run and starts
+// the leaf cache.
+func openCA(flagDir string, pol *policy.Policy, log *logrus.Entry) (*ca.Authority, *ca.Cache, error) {
+	dir, err := ca.Dir(flagDir, pol.CA.Dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	authority, created, err := ca.LoadOrCreate(dir, ca.Options{PermittedHosts: pol.CA.PermittedHosts})
+	if err != nil {
+		return nil, nil, fmt.Errorf("CA in %s: %w", dir, err)
+	}
+	if created {
+		log.WithField(logfield.CADir, dir).Info("created a new CA; apps must trust it: run `tlsbridge ca install` or export it with `tlsbridge ca export`")
+	}
+	cache, err := ca.NewCache(authority, ca.CacheConfig{Logger: log.Debugf})
+	if err != nil {
+		return nil, nil, fmt.Errorf("leaf cache: %w", err)
+	}
+	return authority, cache, nil
+}
+
+// reloadOnHUP swaps in a re-read config on SIGHUP; an invalid file keeps the
+// policy in force and logs every problem.
+func reloadOnHUP(ctx context.Context, cf commonFlags, srv *bump.Server, log *logrus.Entry) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			pol, err := cf.loadPolicy()
+			if err != nil {
+				log.WithError(err).Error("reload failed; the previous config stays in force")
+				continue
+			}
+			srv.SetPolicy(pol)
+			warnInsecure(pol, log)
+			log.Info("config reloaded")
+		}
+	}
+}
+
+// warnInsecure logs every rule that turns upstream verification off.
+func warnInsecure(pol *policy.Policy, log *logrus.Entry) {
+	if !pol.Upstream.Verify {
+		log.Warn("[upstream] verify = false: upstream certificates are NOT verified for any host")
+	}
+	for _, r := range pol.Rules {
+		if !r.Upstream.Verify && pol.Upstream.Verify {
+			log.WithField(logfield.Rule, r.Name).Warnf("upstream certificates are NOT verified for hosts %v (verify = false)", r.Hosts)
+		}
+	}
+}
+
+// leafKeyType maps [ca] leaf_key to a key type; zero means auto.
+func leafKeyType(s string) (ca.KeyType, error) {
+	switch s {
+	case "", "auto":
+		return 0, nil
+	case "rsa2048":
+		return ca.KeyRSA2048, nil
+	case "ecdsa-p256":
+		return ca.KeyECDSAP256, nil
+	}
+	return 0, fmt.Errorf("ca.leaf_key: %q is not a key type (want auto, rsa2048 or ecdsa-p256)", s)
+}
+
+// newLogger builds the process's one logger from [log].
+func newLogger(c policy.LogConfig, w io.Writer) (*logrus.Entry, error) {
+	l := logrus.New()
+	l.SetOutput(w)
+	switch c.Format {
+	case "json":
+		l.SetFormatter(&logrus.JSONFormatter{})
+	default:
+		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
+	}
+	level := c.Level
+	if level == "" {
+		level = "info"
+	}
+	lv, err := logrus.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	l.SetLevel(lv)
+	return logrus.NewEntry(l), nil
+}
+
+func ignoreHelp(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
