@@ -97,7 +97,7 @@ func (s *Server) onPlainResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *ht
 			logfield.Action:     "forward",
 			logfield.Method:     ctx.Req.Method,
 			logfield.Path:       ctx.Req.URL.Path,
-			logfield.Status:    resp.StatusCode,
+			logfield.Status:     resp.StatusCode,
 			logfield.BytesOut:   resp.ContentLength,
 			logfield.DurationMS: time.Since(st.start).Milliseconds(),
 		})

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -50,7 +51,7 @@ func matchHostOf(host string) matchHost {
 func slowMatchHostOf(host string) matchHost {
 	n, err := hostname.Normalize(host)
 	if err != nil {
-		return matchHost{name: fallbackName(host)}
+		return matchHost{name: fallbackName(stripPort(host))}
 	}
 	if ip, err := netip.ParseAddr(n); err == nil {
 		return matchHost{ip: ip}
@@ -103,4 +104,21 @@ func (m *hostMatcher) matches(h matchHost) bool {
 		}
 	}
 	return false
+}
+
+// stripPort removes a port and IPv6 brackets the way hostname.Normalize
+// does, for hosts it rejects.
+func stripPort(host string) string {
+	if strings.HasPrefix(host, "[") {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			return h
+		}
+		return strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	}
+	if strings.Count(host, ":") == 1 {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			return h
+		}
+	}
+	return host
 }

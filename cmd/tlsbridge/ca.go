@@ -154,4 +154,3 @@ func permitted(c *x509.Certificate) string {
 	}
 	return strings.Join(names, ", ")
 }
-
