@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runCmd runs a command line and returns its output and error.
+func runCmd(t *testing.T, ctx context.Context, args ...string) (string, string, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, args, &stdout, &stderr)
+	return stdout.String(), stderr.String(), err
+}
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestRunRejectsBadConfig(t *testing.T) {
+	for _, tt := range []struct {
+		name, config string
+		want         []string
+	}{
+		{"unknown-key", "listen = \"127.0.0.1:0\"\nlisten_port = 3128\n", []string{"listen_port"}},
+		{"bad-version", "[upstream]\nmin_tls = \"1.7\"\n", []string{"upstream.min_tls", "1.7"}},
+		{"min-above-max", "[client]\nmin_tls = \"1.3\"\nmax_tls = \"1.1\"\n", []string{"client.min_tls"}},
+		{"rule-bad-version", "[[rule]]\nhosts = [\"a.test\"]\naction = \"bump\"\n[rule.upstream]\nmin_tls = \"2\"\n", []string{"rule[0].upstream.min_tls"}},
+		{"open-listen", "listen = \"0.0.0.0:3128\"\n", []string{"listen", "allow_clients"}},
+		{"bad-action", "[[rule]]\nhosts = [\"a.test\"]\naction = \"mitm\"\n", []string{"rule[0].action", "mitm"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := runCmd(t, context.Background(), "run", "-config", writeConfig(t, tt.config), "-ca-dir", t.TempDir())
+			if err == nil {
+				t.Fatalf("run with %q succeeded, want an error", tt.config)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestRunCreatesAndReusesCA(t *testing.T) {
+	caDir := filepath.Join(t.TempDir(), "ca")
+	cfg := writeConfig(t, "listen = \"127.0.0.1:0\"\n")
+	serveBriefly := func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := runCmd(t, ctx, "run", "-config", cfg, "-ca-dir", caDir)
+			done <- err
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if _, err := os.Stat(filepath.Join(caDir, "ca-key.pem")); err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	}
+	serveBriefly()
+	first, _, err := runCmd(t, context.Background(), "ca", "info", "-ca-dir", caDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(caDir, "ca-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := fi.Mode().Perm(); mode != 0o600 {
+		t.Errorf("ca-key.pem mode = %o, want 600", mode)
+	}
+	serveBriefly()
+	second, _, err := runCmd(t, context.Background(), "ca", "info", "-ca-dir", caDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != second || !strings.Contains(first, "sha256") {
+		t.Errorf("restart changed the CA:\n%s\nthen\n%s", first, second)
+	}
+}
+
+func TestCAInitExport(t *testing.T) {
+	caDir := t.TempDir()
+	out, _, err := runCmd(t, context.Background(), "ca", "init", "-ca-dir", caDir)
+	if err != nil {
+		t.Fatalf("ca init: %v", err)
+	}
+	if !strings.Contains(out, "ca.pem") {
+		t.Errorf("ca init output %q does not say where the CA is", out)
+	}
+	if _, _, err := runCmd(t, context.Background(), "ca", "init", "-ca-dir", caDir); err == nil || !strings.Contains(err.Error(), "-force") {
+		t.Errorf("second ca init: err = %v, want a refusal that mentions -force", err)
+	}
+
+	derPath := filepath.Join(t.TempDir(), "ca.der")
+	if _, _, err := runCmd(t, context.Background(), "ca", "export", "-ca-dir", caDir, "-der", "-out", derPath); err != nil {
+		t.Fatalf("ca export -der: %v", err)
+	}
+	der, err := os.ReadFile(derPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatalf("exported DER does not parse: %v", err)
+	}
+	if !cert.IsCA {
+		t.Errorf("exported certificate is not a CA")
+	}
+	pemOut, _, err := runCmd(t, context.Background(), "ca", "export", "-ca-dir", caDir)
+	if err != nil || !strings.HasPrefix(pemOut, "-----BEGIN CERTIFICATE-----") {
+		t.Errorf("ca export = %q, %v; want a PEM certificate", pemOut, err)
+	}
+
+	if _, _, err := runCmd(t, context.Background(), "ca", "export", "-ca-dir", t.TempDir()); err == nil || !strings.Contains(err.Error(), "ca init") {
+		t.Errorf("export without a CA: err = %v, want a hint to run ca init", err)
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	if _, _, err := runCmd(t, context.Background(), "serve"); err == nil {
+		t.Error("unknown command accepted")
+	}
+	if out, _, err := runCmd(t, context.Background(), "version"); err != nil || !strings.HasPrefix(out, "tlsbridge ") {
+		t.Errorf("version = %q, %v", out, err)
+	}
+}
