@@ -152,34 +152,35 @@ func parsePrivateKey(keyPEM []byte) (crypto.Signer, error) {
 
 // LoadOrCreate loads the CA from dir, or creates one with opts if neither
 // ca.pem nor ca-key.pem exists. created reports whether a new CA was made.
-// If only one of the two files exists, it returns an error wrapping
-// ErrCANotFound rather than overwrite the other.
+// If another process is creating the CA at the same time, LoadOrCreate waits
+// up to a second for it and loads that one. If only one of the two files
+// exists and stays that way, it returns an error wrapping ErrCANotFound
+// rather than replace the other.
 func LoadOrCreate(dir string, opts Options) (a *Authority, created bool, err error) {
 	a, err = Load(dir)
 	if err == nil || !errors.Is(err, ErrCANotFound) {
 		return a, false, err
 	}
-	if exists(filepath.Join(dir, CertFile)) || exists(filepath.Join(dir, KeyFile)) {
-		// Half a CA: never paper over it with a new key.
-		return nil, false, err
-	}
-	a, err = Create(dir, opts, false)
-	if errors.Is(err, ErrCAExists) {
-		// Another process created it between our Load and Create: use
-		// theirs. Create writes the key first, so wait briefly for the
-		// certificate to appear.
-		for range 20 {
-			if a, err = Load(dir); err == nil {
-				return a, false, nil
-			}
-			time.Sleep(50 * time.Millisecond)
+	if !exists(filepath.Join(dir, CertFile)) && !exists(filepath.Join(dir, KeyFile)) {
+		a, err = Create(dir, opts, false)
+		if err == nil {
+			return a, true, nil
 		}
-		return nil, false, err
+		if !errors.Is(err, ErrCAExists) {
+			return nil, false, err
+		}
 	}
-	if err != nil {
-		return nil, false, err
+	// Half a CA: another process is between writing ca-key.pem and ca.pem
+	// (Create writes the key first), or a crash left it so. Give the other
+	// process a moment; never paper over a lone key with a new CA.
+	for range 20 {
+		time.Sleep(50 * time.Millisecond)
+		a, err = Load(dir)
+		if err == nil || !errors.Is(err, ErrCANotFound) {
+			return a, false, err
+		}
 	}
-	return a, true, nil
+	return nil, false, err
 }
 
 func exists(path string) bool {
@@ -205,7 +206,8 @@ func Create(dir string, opts Options, force bool) (*Authority, error) {
 }
 
 // Save writes a's certificate and key to dir, like Create, and sets a.Dir.
-// It is how `tlsbridge ca import` stores a parsed CA.
+// It is how `tlsbridge ca import` stores a parsed CA. Because it sets a.Dir,
+// it must not run concurrently with other uses of a.
 func (a *Authority) Save(dir string, force bool) error {
 	keyDER, err := x509.MarshalPKCS8PrivateKey(a.signer)
 	if err != nil {

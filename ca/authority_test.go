@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,6 +92,43 @@ func TestLoadOrCreateRestart(t *testing.T) {
 	}
 	if got, want := second.KeyPath(), filepath.Join(dir, "ca-key.pem"); got != want {
 		t.Errorf("KeyPath() = %q, want %q", got, want)
+	}
+}
+
+func TestLoadOrCreateConcurrent(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ca")
+	const n = 8
+	var wg sync.WaitGroup
+	fps := make([]string, n)
+	created := make([]bool, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			var a *ca.Authority
+			a, created[i], errs[i] = ca.LoadOrCreate(dir, ca.Options{Key: ca.KeyECDSAP256})
+			if a != nil {
+				fps[i] = a.Fingerprint()
+			}
+		})
+	}
+	wg.Wait()
+	nCreated := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("LoadOrCreate #%d: %v", i, errs[i])
+		}
+		if created[i] {
+			nCreated++
+		}
+		if fps[i] != fps[0] {
+			t.Errorf("LoadOrCreate #%d got CA %s, #0 got %s", i, fps[i], fps[0])
+		}
+	}
+	if nCreated != 1 {
+		t.Errorf("%d of %d concurrent LoadOrCreate calls created a CA, want 1", nCreated, n)
+	}
+	if a, err := ca.Load(dir); err != nil || a.Fingerprint() != fps[0] {
+		t.Errorf("Load after concurrent LoadOrCreate = %v; want CA %s", err, fps[0])
 	}
 }
 

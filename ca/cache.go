@@ -3,7 +3,11 @@ package ca
 import (
 	"container/list"
 	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"strings"
 	"sync"
@@ -104,8 +108,8 @@ func NewCache(a *Authority, cfg CacheConfig) (*Cache, error) {
 		capacity: cfg.Capacity,
 		logf:     cfg.Logger,
 		now:      time.Now,
-		keys:     make(map[KeyType]crypto.Signer, len(KeyTypes)),
-		probes:   make(map[KeyType]*tls.Certificate, len(KeyTypes)),
+		keys:     make(map[KeyType]crypto.Signer, 2),
+		probes:   make(map[KeyType]*tls.Certificate, 2),
 		lru:      list.New(),
 		entries:  make(map[cacheKey]*list.Element),
 		inflight: make(map[cacheKey]*mintCall),
@@ -116,18 +120,15 @@ func NewCache(a *Authority, cfg CacheConfig) (*Cache, error) {
 	if c.capacity <= 0 {
 		c.capacity = DefaultCacheCapacity
 	}
-	for _, kt := range KeyTypes {
+	for _, kt := range KeyTypes() {
 		key, err := generateKey(kt)
 		if err != nil {
 			return nil, fmt.Errorf("new certificate cache: %s leaf key: %w", kt, err)
 		}
 		c.keys[kt] = key
 	}
-	for _, kt := range KeyTypes {
-		// The probe's validity does not matter: it is never served, only
-		// passed to ClientHelloInfo.SupportsCertificate, which looks at the
-		// key and its algorithm.
-		p, err := c.mint([]string{probeName}, kt)
+	for _, kt := range KeyTypes() {
+		p, err := newProbe(c.keys[kt], c.now())
 		if err != nil {
 			return nil, fmt.Errorf("new certificate cache: %s probe certificate: %w", kt, err)
 		}
@@ -270,8 +271,40 @@ func (c *Cache) mint(names []string, kt KeyType) (*tls.Certificate, error) {
 	}, nil
 }
 
+// newProbe makes a Probe certificate: self-signed by the leaf key rather
+// than by the CA, because it is never served (SupportsCertificate looks only
+// at the leaf's key and names), and so it works with a CA whose name
+// constraints or expiry would refuse "probe.invalid".
+func newProbe(key crypto.Signer, now time.Time) (*tls.Certificate, error) {
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: probeName},
+		DNSNames:     []string{probeName},
+		NotBefore:    now.Add(-backdate),
+		NotAfter:     now.Add(DefaultLeafValidity),
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}
+	if _, ok := key.Public().(*rsa.PublicKey); ok {
+		tmpl.KeyUsage |= x509.KeyUsageKeyEncipherment // as in issue
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
 // Probe returns a certificate with the process-wide leaf key of type kt,
-// minted once for "probe.invalid", so a GetCertificate callback can ask
+// made once for "probe.invalid" (self-signed, not by the CA), so a GetCertificate callback can ask
 // ClientHelloInfo.SupportsCertificate which key type a client accepts
 // without minting anything. It returns nil for an unknown key type. The
 // result is shared and must not be modified or served.

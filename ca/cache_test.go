@@ -205,7 +205,7 @@ func TestCacheHit(t *testing.T) {
 
 func TestCacheSharedLeafKey(t *testing.T) {
 	c := catest.NewCache(t, catest.New(t))
-	for _, kt := range ca.KeyTypes {
+	for _, kt := range ca.KeyTypes() {
 		t.Run(kt.String(), func(t *testing.T) {
 			a, err := c.Get("a.example", kt)
 			if err != nil {
@@ -291,7 +291,7 @@ func TestProbeSupportsCertificate(t *testing.T) {
 
 func TestCacheCoalesce(t *testing.T) {
 	c := catest.NewCache(t, catest.New(t))
-	for _, kt := range ca.KeyTypes {
+	for _, kt := range ca.KeyTypes() {
 		t.Run(kt.String(), func(t *testing.T) {
 			before := c.Stats().Mints
 			const n = 50

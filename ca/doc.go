@@ -14,8 +14,10 @@
 // created and signs every leaf of that type over the same key; the keys live
 // only in memory and die with the process. Generating a key per host would
 // put RSA key generation (35–58 ms on the machines tlsbridge targets) on the
-// handshake path, where signing a leaf for an existing key costs about
-// 0.1 ms.
+// handshake path, where signing a leaf for an existing key costs 0.1–0.3 ms
+// with an ECDSA CA and about 2 ms with the default RSA-2048 CA (RSA signing,
+// plus the self-check crypto/x509 runs on every signature; see
+// BenchmarkMint).
 //
 // The cost of sharing is that a leaked leaf key can impersonate every host
 // the process has minted a leaf for. But the leaf keys sit in the same

@@ -26,8 +26,11 @@ const (
 	KeyRSA2048
 )
 
-// KeyTypes lists every defined key type, in declaration order.
-var KeyTypes = [...]KeyType{KeyECDSAP256, KeyRSA2048}
+// KeyTypes returns every defined key type, in declaration order, in a new
+// slice (a function, not a variable, so no caller can change the set).
+func KeyTypes() []KeyType {
+	return []KeyType{KeyECDSAP256, KeyRSA2048}
+}
 
 // String returns the name used in configuration files: "ecdsa-p256" or
 // "rsa2048".
@@ -43,7 +46,7 @@ func (k KeyType) String() string {
 
 // ParseKeyType parses "ecdsa-p256" or "rsa2048" (case-insensitively).
 func ParseKeyType(s string) (KeyType, error) {
-	for _, k := range KeyTypes {
+	for _, k := range KeyTypes() {
 		if strings.EqualFold(s, k.String()) {
 			return k, nil
 		}

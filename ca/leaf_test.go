@@ -243,6 +243,16 @@ func TestPermittedHosts(t *testing.T) {
 		})
 	}
 
+	t.Run("cache", func(t *testing.T) {
+		c := catest.NewCache(t, a)
+		if _, err := c.Get("api.example.com", ca.KeyRSA2048); err != nil {
+			t.Errorf("Get(api.example.com) = %v, want nil", err)
+		}
+		if _, err := c.Get("evil.com", ca.KeyRSA2048); !errors.Is(err, ca.ErrNotPermitted) {
+			t.Errorf("Get(evil.com) error = %v, want ErrNotPermitted", err)
+		}
+	})
+
 	t.Run("bad-entry", func(t *testing.T) {
 		_, err := ca.Create(t.TempDir(), ca.Options{Key: ca.KeyECDSAP256, PermittedHosts: []string{"*.example.com"}}, false)
 		if !errors.Is(err, ca.ErrBadPermittedHost) {
