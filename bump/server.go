@@ -298,18 +298,14 @@ func (s *Server) proxyTLSConfig() *tls.Config {
 	})
 }
 
-// leafKeyFor picks the leaf key type for an app's ClientHello: ECDSA (a
-// signature costs 0.03 ms) when the app supports it, else RSA (0.7 ms).
+// leafKeyFor picks the leaf key type for an app's ClientHello: the forced
+// [ca] leaf_key, else ECDSA (a signature costs 0.03 ms) when the app supports
+// it and RSA (0.7 ms) when it does not.
 func (s *Server) leafKeyFor(hi *tls.ClientHelloInfo) ca.KeyType {
 	if s.cfg.LeafKey != 0 {
 		return s.cfg.LeafKey
 	}
-	probe := *hi
-	probe.ServerName = "" // the probe certificate is not for the app's name
-	if probe.SupportsCertificate(s.cfg.Certs.Probe(ca.KeyECDSAP256)) == nil {
-		return ca.KeyECDSAP256
-	}
-	return ca.KeyRSA2048
+	return s.cfg.Certs.KeyTypeFor(hi)
 }
 
 // track registers a hijacked connection so shutdown can close it.
