@@ -299,6 +299,13 @@ func TestBumpLegacyClients(t *testing.T) {
 			if issuer := resp.TLS.PeerCertificates[0].Issuer.String(); issuer != p.ca.Cert.Subject.String() {
 				t.Errorf("leaf issuer = %q, want tlsbridge's CA %q", issuer, p.ca.Cert.Subject)
 			}
+			wantKey := x509.ECDSA // served to every app that can take it
+			if tt.opts.suites != nil {
+				wantKey = x509.RSA // RSA key exchange needs an RSA leaf
+			}
+			if got := resp.TLS.PeerCertificates[0].PublicKeyAlgorithm; got != wantKey {
+				t.Errorf("leaf key = %v, want %v", got, wantKey)
+			}
 			if tt.opts.suites != nil && resp.TLS.CipherSuite != tt.opts.suites[0] {
 				t.Errorf("cipher = %s, want %s", tls.CipherSuiteName(resp.TLS.CipherSuite), tls.CipherSuiteName(tt.opts.suites[0]))
 			}
@@ -556,5 +563,21 @@ func TestPlainHTTPForwarded(t *testing.T) {
 	resp, body := get(t, c, backend.URL+"/x")
 	if resp.StatusCode != 200 || body != "plain ok" {
 		t.Errorf("GET through proxy = %d %q, want 200 \"plain ok\"", resp.StatusCode, body)
+	}
+}
+
+func TestAppSessionResumption(t *testing.T) {
+	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
+	p := startProxy(t, pinConfig(o, "origin.test", "bump", ""))
+	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(versionName(v), func(t *testing.T) {
+			client := p.legacyClient(t, clientOpts{version: v})
+			client.Transport.(*http.Transport).TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+			get(t, client, "https://origin.test/")
+			resp, _ := get(t, client, "https://origin.test/")
+			if !resp.TLS.DidResume {
+				t.Errorf("second connection did not resume its %s session", versionName(v))
+			}
+		})
 	}
 }
