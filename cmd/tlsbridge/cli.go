@@ -22,6 +22,7 @@ commands:
   ca init [-config PATH] [-ca-dir DIR] [-force] [-key rsa|ecdsa]
   ca export [-ca-dir DIR] [-der] [-out PATH]  write the CA certificate (PEM, or DER)
   ca info [-ca-dir DIR]                       show the CA
+  check   [-config PATH] HOST[:PORT]         explain what a legacy app would get from a server
   version                                     print the version
 
 Run "tlsbridge <command> -h" for a command's flags.
@@ -42,6 +43,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runServe(ctx, args[1:], stdout, stderr)
 	case "ca":
 		return runCA(ctx, args[1:], stdout, stderr)
+	case "check":
+		return runCheck(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "tlsbridge", versionString())
 		return nil

@@ -1,0 +1,200 @@
+package bump
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tlsbridge/tlsbridge/policy"
+)
+
+// CheckReport is what `tlsbridge check` found out about one upstream, by
+// connecting to it the way the proxy would.
+type CheckReport struct {
+	Host       string
+	Port       int
+	Rule       *policy.Rule
+	Addr       string // the address dialled
+	ServerName string // the verification name
+
+	// Versions maps each TLS version to whether the server accepted it
+	// (a handshake that reached certificate verification counts).
+	Versions map[uint16]bool
+	// Suites lists which of tlsbridge's upstream TLS 1.2 suites the server
+	// accepts.
+	Suites []uint16
+	// Chain is the server's certificate chain as sent.
+	Chain []*x509.Certificate
+	// VerifyErr is the verification failure with the rule's roots, if any.
+	VerifyErr error
+	// Err is the failure a legacy app would see through the proxy.
+	Err error
+	// Negotiated is the version the proxy would use upstream.
+	Negotiated uint16
+}
+
+// LegacyOK reports whether a TLS 1.0 app would get through the proxy.
+func (r *CheckReport) LegacyOK() bool { return r.Err == nil }
+
+// Check connects to host:port as the proxy would for a legacy app under pol:
+// it probes each TLS version and tlsbridge's TLS 1.2 suites, fetches the
+// chain and verifies it with the rule's roots. dial may be nil.
+func Check(ctx context.Context, pol *policy.Policy, host string, port int, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *CheckReport {
+	if dial == nil {
+		d := &net.Dialer{Timeout: 10 * time.Second}
+		dial = d.DialContext
+	}
+	rule := pol.Match(host, port)
+	r := &CheckReport{Host: host, Port: port, Rule: rule, Versions: map[uint16]bool{}}
+	r.Addr = rule.Upstream.Address
+	if r.Addr == "" {
+		r.Addr = net.JoinHostPort(host, strconv.Itoa(port))
+	}
+	r.ServerName = rule.Upstream.ServerName
+	if r.ServerName == "" {
+		r.ServerName = host
+	}
+	handshake := func(minV, maxV uint16, suites []uint16) (*tls.ConnectionState, error) {
+		cfg := newUpstreamBase(rule.Upstream)
+		cfg.MinVersion, cfg.MaxVersion, cfg.ServerName = minV, maxV, r.ServerName
+		if suites != nil {
+			cfg.CipherSuites = suites
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		raw, err := dial(cctx, "tcp", r.Addr)
+		if err != nil {
+			return nil, &upstreamError{stage: "dial", host: host, addr: r.Addr, name: r.ServerName, rule: rule, err: err}
+		}
+		defer raw.Close()
+		tc := tls.Client(raw, cfg)
+		if err := tc.HandshakeContext(cctx); err != nil {
+			return nil, &upstreamError{stage: "handshake", host: host, addr: r.Addr, name: r.ServerName, rule: rule,
+				offers: [2]uint16{minV, maxV}, err: err}
+		}
+		cs := tc.ConnectionState()
+		return &cs, nil
+	}
+	accepted := func(cs *tls.ConnectionState, err error) bool {
+		var ve *tls.CertificateVerificationError
+		return err == nil || errors.As(err, &ve)
+	}
+
+	// What the proxy would do, exactly: the rule's versions and roots.
+	cs, err := handshake(rule.Upstream.MinVersion, rule.Upstream.MaxVersion, nil)
+	r.Err = err
+	if cs != nil {
+		r.Negotiated = cs.Version
+		r.Chain = cs.PeerCertificates
+	}
+	var ve *tls.CertificateVerificationError
+	if errors.As(err, &ve) {
+		r.VerifyErr = ve
+		r.Chain = ve.UnverifiedCertificates
+	}
+	var ue *upstreamError
+	if errors.As(err, &ue) && ue.stage == "dial" {
+		return r
+	}
+	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12, tls.VersionTLS13} {
+		r.Versions[v] = accepted(handshake(v, v, nil))
+	}
+	if r.Versions[tls.VersionTLS12] {
+		for _, s := range upstreamCipherSuites {
+			if accepted(handshake(tls.VersionTLS12, tls.VersionTLS12, []uint16{s})) {
+				r.Suites = append(r.Suites, s)
+			}
+		}
+	}
+	return r
+}
+
+// WriteTo prints the report for a person.
+func (r *CheckReport) WriteTo(w io.Writer) (int64, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "target      %s:%d\n", r.Host, r.Port)
+	fmt.Fprintf(&b, "rule        %s, action %s", r.Rule.Name, r.Rule.Action)
+	if len(r.Rule.Hosts) > 0 {
+		fmt.Fprintf(&b, " (hosts %s)", strings.Join(r.Rule.Hosts, ", "))
+	}
+	fmt.Fprintf(&b, "\nupstream    dial %s, verify as %q, TLS %s–%s, verification %s\n", r.Addr, r.ServerName,
+		policy.TLSVersionName(r.Rule.Upstream.MinVersion), policy.TLSVersionName(r.Rule.Upstream.MaxVersion), onOff(r.Rule.Upstream.Verify))
+	if len(r.Versions) > 0 {
+		b.WriteString("versions   ")
+		for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12, tls.VersionTLS13} {
+			fmt.Fprintf(&b, " TLS %s %s ", policy.TLSVersionName(v), yesNo(r.Versions[v]))
+		}
+		b.WriteString("\n")
+	}
+	if len(r.Suites) > 0 {
+		b.WriteString("TLS 1.2 suites accepted:\n")
+		for _, s := range r.Suites {
+			fmt.Fprintf(&b, "            %s\n", tls.CipherSuiteName(s))
+		}
+	}
+	if len(r.Chain) > 0 {
+		b.WriteString("certificate chain:\n")
+		for i, c := range r.Chain {
+			fmt.Fprintf(&b, "  %d subject %s\n    issuer  %s\n    expires %s", i, c.Subject, c.Issuer, c.NotAfter.UTC().Format(time.DateOnly))
+			if names := certNames(c); names != "" {
+				fmt.Fprintf(&b, "\n    names   %s", names)
+			}
+			b.WriteString("\n")
+		}
+	}
+	switch {
+	case r.VerifyErr != nil:
+		fmt.Fprintf(&b, "verify      FAILED with the configured roots: %v\n", r.VerifyErr)
+	case len(r.Chain) > 0:
+		b.WriteString("verify      ok with the configured roots\n")
+	}
+	b.WriteString("\n")
+	switch {
+	case r.Rule.Action == policy.ActionDeny:
+		b.WriteString("a TLS 1.0 app would be refused: the rule denies this host (403)\n")
+	case r.Rule.Action == policy.ActionTunnel:
+		b.WriteString("a TLS 1.0 app would be tunnelled untouched and needs the server to accept TLS 1.0 itself")
+		fmt.Fprintf(&b, " (it %s)\n", map[bool]string{true: "does", false: "does not"}[r.Versions[tls.VersionTLS10]])
+	case r.Err == nil:
+		fmt.Fprintf(&b, "a TLS 1.0 app would be bumped and succeed: upstream TLS %s\n", policy.TLSVersionName(r.Negotiated))
+	default:
+		var ue *upstreamError
+		if errors.As(r.Err, &ue) {
+			status, cause, fix := ue.explain()
+			fmt.Fprintf(&b, "a TLS 1.0 app would get %d:\n  %s\n  fix: %s\n", status, cause, fix)
+		} else {
+			fmt.Fprintf(&b, "a TLS 1.0 app would fail: %v\n", r.Err)
+		}
+	}
+	n, err := io.WriteString(w, b.String())
+	return int64(n), err
+}
+
+func certNames(c *x509.Certificate) string {
+	names := append([]string(nil), c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
+	return strings.Join(names, ", ")
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "OFF"
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
