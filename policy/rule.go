@@ -18,12 +18,12 @@ type hostMatcher struct {
 	prefixes []netip.Prefix      // IP literals (as /32 or /128) and CIDRs
 }
 
-// errGlob is what validation says about a glob that is neither a name, a
+// wantGlob ends the message about a glob that is neither a name, a
 // wildcard, an IP nor a CIDR; the accepted forms follow.
 const wantGlob = `want a name ("api.example.com"), a leading wildcard ("*.example.com"), "*", an IP or a CIDR ("10.0.0.0/8")`
 
-// compileHosts compiles globs; the error names the first bad glob and is
-// prefixed with nothing, the caller adds the key.
+// compileHosts compiles globs; the error joins one message per bad glob,
+// without key: the caller adds it.
 func compileHosts(globs []string) (hostMatcher, error) {
 	var m hostMatcher
 	var errs []error

@@ -237,6 +237,10 @@ func (v *validator) caFile(key, file string) {
 
 // readCertFile reads every CERTIFICATE block of a PEM file.
 func readCertFile(path string) certFile {
+	// Only regular files: a device such as /dev/zero would never end.
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return certFile{err: fmt.Errorf("read %s: not a regular file", path)}
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return certFile{err: err}

@@ -1,0 +1,73 @@
+package policy
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeCAPEM writes a fresh self-signed CA certificate as PEM to dir/name
+// and returns the parsed certificate.
+func writeCAPEM(tb testing.TB, dir, name string) *x509.Certificate {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "policy test origin CA " + name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return cert
+}
+
+// mustParse parses a config that must be valid.
+func mustParse(tb testing.TB, config string) *Policy {
+	tb.Helper()
+	p, err := Parse([]byte(config), "config.toml")
+	if err != nil {
+		tb.Fatalf("Parse:\n%s\nerror: %v", config, err)
+	}
+	return p
+}
+
+// poolHas reports whether pool holds cert, by subject (CertPool has no
+// Contains before Go 1.21's Equal; subjects are unique in these tests).
+func poolHas(pool *x509.CertPool, cert *x509.Certificate) bool {
+	_, err := cert.Verify(x509.VerifyOptions{Roots: pool})
+	return err == nil
+}
+
+// lines splits a joined error into its messages.
+func lines(err error) []string {
+	if err == nil {
+		return nil
+	}
+	return strings.Split(err.Error(), "\n")
+}
