@@ -57,8 +57,9 @@ func mustParse(tb testing.TB, config string) *Policy {
 	return p
 }
 
-// poolHas reports whether pool holds cert, by subject (CertPool has no
-// Contains before Go 1.21's Equal; subjects are unique in these tests).
+// poolHas reports whether pool holds the self-signed cert: x509.CertPool
+// has no Contains method, but such a cert verifies only against a pool
+// that holds it.
 func poolHas(pool *x509.CertPool, cert *x509.Certificate) bool {
 	_, err := cert.Verify(x509.VerifyOptions{Roots: pool})
 	return err == nil
