@@ -551,6 +551,9 @@ func TestBadInputKeepsServing(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("after bad input: status %d, body %q", resp.StatusCode, body)
 	}
+	if logs := p.logs(); !strings.Contains(logs, "disable SSLv2Hello") {
+		t.Errorf("the SSLv2 ClientHello was not explained in the log:\n%s", logs)
+	}
 }
 
 func TestPlainHTTPForwarded(t *testing.T) {

@@ -117,15 +117,10 @@ func reloadOnHUP(ctx context.Context, cf commonFlags, srv *bump.Server, log *log
 	}
 }
 
-// warnInsecure logs every rule that turns upstream verification off.
+// warnInsecure logs every place that turns upstream verification off.
 func warnInsecure(pol *policy.Policy, log *logrus.Entry) {
-	if !pol.Upstream.Verify {
-		log.Warn("[upstream] verify = false: upstream certificates are NOT verified for any host")
-	}
-	for _, r := range pol.Rules {
-		if !r.Upstream.Verify && pol.Upstream.Verify {
-			log.WithField(logfield.Rule, r.Name).Warnf("upstream certificates are NOT verified for hosts %v (verify = false)", r.Hosts)
-		}
+	for _, where := range pol.Insecure() {
+		log.WithField(logfield.Rule, where).Warnf("verify = false in %s: upstream certificates are NOT verified there", where)
 	}
 }
 
