@@ -315,8 +315,12 @@ func (a *Authority) KeyType() KeyType {
 // Fingerprint returns the SHA-256 fingerprint of the CA certificate as
 // colon-separated upper-case hex, the form browsers and `openssl x509
 // -fingerprint -sha256` show.
-func (a *Authority) Fingerprint() string {
-	sum := sha256.Sum256(a.Cert.Raw)
+func (a *Authority) Fingerprint() string { return fingerprint(a.Cert) }
+
+// fingerprint is Fingerprint for any certificate; keytool -list prints the
+// same form.
+func fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
 	h := strings.ToUpper(hex.EncodeToString(sum[:]))
 	var b strings.Builder
 	for i := 0; i < len(h); i += 2 {

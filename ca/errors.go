@@ -44,4 +44,16 @@ var (
 
 	// ErrCacheClosed means Cache.Get was called after Cache.Close.
 	ErrCacheClosed = errors.New("certificate cache is closed")
+
+	// ErrUnknownStore means a trust store name is not system, nss or java.
+	ErrUnknownStore = errors.New("unknown trust store")
+
+	// ErrStoreUnavailable means a trust store cannot be used here: its tool
+	// is missing, it has no database, or writing it needs root. The
+	// StoreResult's error says which, and how to fix it.
+	ErrStoreUnavailable = errors.New("trust store not available")
+
+	// ErrStoreFailed means installing into or removing from a trust store
+	// was attempted and did not take effect.
+	ErrStoreFailed = errors.New("trust store update failed")
 )
