@@ -137,6 +137,9 @@ func NewCache(a *Authority, cfg CacheConfig) (*Cache, error) {
 	return c, nil
 }
 
+// Authority returns the CA the Cache signs with.
+func (c *Cache) Authority() *Authority { return c.a }
+
 // Get returns a leaf for the host name or IP literal name with a key of type
 // kt, minting it on a miss. name is normalized first (case, trailing dot,
 // port, IDNA), so "API.Example.com." and "api.example.com:443" share one

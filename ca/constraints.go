@@ -123,3 +123,20 @@ func anyDomainMatch(constraints []string, name string) bool {
 	}
 	return false
 }
+
+// Permits returns nil if the CA's name constraints allow a leaf for name (a
+// host name or IP literal, normalized like Issue normalizes it; a port is
+// ignored), and otherwise an error wrapping ErrNotPermitted that names the
+// [ca] permitted_hosts setting. An unconstrained CA permits every name.
+// The proxy asks before answering a CONNECT, so a host the CA cannot sign
+// for gets a 403 instead of a failed handshake.
+func (a *Authority) Permits(name string) error {
+	n, err := hostname.Normalize(name)
+	if err != nil {
+		return fmt.Errorf("check %q against the CA's name constraints: %w", name, err)
+	}
+	if err := checkPermitted(a.Cert, n); err != nil {
+		return fmt.Errorf("%w: the CA was created with [ca] permitted_hosts; to intercept this host, add it there and run tlsbridge ca init -force, or give the host a rule with action = \"tunnel\"", err)
+	}
+	return nil
+}

@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -289,4 +290,46 @@ func signBypassingIssue(t *testing.T, a *ca.Authority, name string) *x509.Certif
 		t.Fatal(err)
 	}
 	return leaf
+}
+
+func TestPermits(t *testing.T) {
+	constrained := catest.NewWithOptions(t, ca.Options{PermittedHosts: []string{"example.com", ".corp.test", "10.0.0.0/8"}})
+	open := catest.New(t)
+	tests := []struct {
+		name   string
+		ca     *ca.Authority
+		host   string
+		permit bool
+	}{
+		{"constrained/exact", constrained, "example.com", true},
+		{"constrained/subdomain", constrained, "API.Example.com.", true},
+		{"constrained/with-port", constrained, "api.example.com:443", true},
+		{"constrained/dot-subdomain", constrained, "a.corp.test", true},
+		{"constrained/dot-apex", constrained, "corp.test", false},
+		{"constrained/ip-in-range", constrained, "10.9.8.7", true},
+		{"constrained/ipv6-bracketed-loopback", constrained, "[::1]", true},
+		{"constrained/localhost", constrained, "localhost", true},
+		{"constrained/other-domain", constrained, "evil.com", false},
+		{"constrained/suffix-trick", constrained, "notexample.com", false},
+		{"constrained/ip-outside", constrained, "8.8.8.8", false},
+		{"unconstrained/any", open, "evil.com", true},
+		{"unconstrained/ip", open, "8.8.8.8", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.ca.Permits(tt.host)
+			if tt.permit {
+				if err != nil {
+					t.Errorf("Permits(%q) = %v, want nil", tt.host, err)
+				}
+				return
+			}
+			if !errors.Is(err, ca.ErrNotPermitted) {
+				t.Fatalf("Permits(%q) = %v, want ErrNotPermitted", tt.host, err)
+			}
+			if !strings.Contains(err.Error(), "[ca] permitted_hosts") {
+				t.Errorf("Permits(%q) = %q, want it to name [ca] permitted_hosts", tt.host, err)
+			}
+		})
+	}
 }
