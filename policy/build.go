@@ -62,8 +62,8 @@ func build(fc *fileConfig, path string, certs map[string]certFile) (*Policy, err
 	for i, fl := range fc.Listeners {
 		l := &Listener{
 			Name:        fmt.Sprintf("listener[%d]", i),
-			Client:      p.Client,
-			UpstreamTLS: b.upstream(mergeUpstream(fc.Upstream, fl.UpstreamTLS)),
+			Client:      b.client(mergeClient(fc.Client, fl.Client)),
+			UpstreamTLS: b.upstream(mergeUpstream(fc.Upstream, fl.UpstreamSettings)),
 		}
 		if fl.Listen != nil {
 			l.Listen = *fl.Listen
@@ -71,14 +71,20 @@ func build(fc *fileConfig, path string, certs map[string]certFile) (*Policy, err
 		if fl.ClientTLS != nil {
 			l.ClientTLS = *fl.ClientTLS
 		}
+		if fl.UpstreamTLS != nil {
+			l.PlainUpstream = !*fl.UpstreamTLS
+		}
+		if fl.ALPN != nil {
+			l.ALPN = append([]string(nil), *fl.ALPN...)
+		}
 		// The target comes from upstream = "host:port", or from address in
 		// the [listener.upstream] table form; then it is the dial address
 		// too, so UpstreamTLS.Address stays "" (dial the target).
 		switch {
 		case fl.UpstreamAddr != nil:
 			l.Upstream = *fl.UpstreamAddr
-		case fl.UpstreamTLS.Address != nil:
-			l.Upstream = *fl.UpstreamTLS.Address
+		case fl.UpstreamSettings.Address != nil:
+			l.Upstream = *fl.UpstreamSettings.Address
 			l.UpstreamTLS.Address = ""
 		}
 		if fl.ServerName != nil && l.UpstreamTLS.ServerName == "" {

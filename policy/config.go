@@ -74,16 +74,20 @@ type fileRule struct {
 
 // fileListener is one [[listener]]. Its "upstream" key is either the
 // target "host:port" or the [listener.upstream] table (TOML cannot hold
-// both under one key, see decodeListenerUpstreams), so it is decoded in a
-// second step into UpstreamAddr or UpstreamTLS.
+// both under one key, see decodeUpstream), so it is decoded in a second
+// step into UpstreamAddr or UpstreamSettings. UpstreamTLS is the
+// upstream_tls switch, not the table.
 type fileListener struct {
-	Listen     *string        `toml:"listen"`
-	Upstream   toml.Primitive `toml:"upstream"`
-	ClientTLS  *bool          `toml:"client_tls"`
-	ServerName *string        `toml:"server_name"`
+	Listen      *string        `toml:"listen"`
+	Upstream    toml.Primitive `toml:"upstream"`
+	ClientTLS   *bool          `toml:"client_tls"`
+	UpstreamTLS *bool          `toml:"upstream_tls"`
+	ServerName  *string        `toml:"server_name"`
+	ALPN        *[]string      `toml:"alpn"`
+	Client      fileClient     `toml:"client"`
 
-	UpstreamAddr *string              `toml:"-"`
-	UpstreamTLS  fileUpstreamOverride `toml:"-"`
+	UpstreamAddr     *string              `toml:"-"`
+	UpstreamSettings fileUpstreamOverride `toml:"-"`
 }
 
 // defaultFileConfig returns the built-in defaults, the same values as the
@@ -193,7 +197,7 @@ func (l *fileListener) decodeUpstream(md *toml.MetaData) error {
 		l.UpstreamAddr = &addr
 		return nil
 	}
-	if err := md.PrimitiveDecode(l.Upstream, &l.UpstreamTLS); err != nil {
+	if err := md.PrimitiveDecode(l.Upstream, &l.UpstreamSettings); err != nil {
 		return fmt.Errorf("want a \"host:port\" string or a table of [upstream] keys plus address and server_name (%w)", err)
 	}
 	return nil

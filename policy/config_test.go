@@ -446,3 +446,39 @@ func TestLoopbackOnly(t *testing.T) {
 		})
 	}
 }
+
+func TestListenerOptions(t *testing.T) {
+	const head = "[client]\nmin_tls = \"1.1\"\n[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = \"a.example:443\"\n"
+	tests := []struct {
+		name, config  string
+		clientTLS     bool
+		plainUpstream bool
+		alpn          []string
+		client        ClientTLS
+	}{
+		{"defaults", head, false, false, nil, ClientTLS{tls.VersionTLS11, tls.VersionTLS13}},
+		{"client_tls", head + "client_tls = true\n", true, false, nil, ClientTLS{tls.VersionTLS11, tls.VersionTLS13}},
+		{"tls-front", head + "client_tls = true\nupstream_tls = false\n", true, true, nil, ClientTLS{tls.VersionTLS11, tls.VersionTLS13}},
+		{"upstream_tls-true", head + "upstream_tls = true\n", false, false, nil, ClientTLS{tls.VersionTLS11, tls.VersionTLS13}},
+		{"alpn", head + "client_tls = true\nalpn = [\"h2\", \"http/1.1\"]\n", true, false, []string{"h2", "http/1.1"}, ClientTLS{tls.VersionTLS11, tls.VersionTLS13}},
+		{"listener.client", head + "client_tls = true\n[listener.client]\nmin_tls = \"1.0\"\nmax_tls = \"1.2\"\n", true, false, nil, ClientTLS{tls.VersionTLS10, tls.VersionTLS12}},
+		{"listener.client-partial", head + "client_tls = true\n[listener.client]\nmax_tls = \"1.2\"\n", true, false, nil, ClientTLS{tls.VersionTLS11, tls.VersionTLS12}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := mustParse(t, tt.config).Listeners[0]
+			if l.ClientTLS != tt.clientTLS {
+				t.Errorf("ClientTLS = %v, want %v", l.ClientTLS, tt.clientTLS)
+			}
+			if l.PlainUpstream != tt.plainUpstream {
+				t.Errorf("PlainUpstream = %v, want %v", l.PlainUpstream, tt.plainUpstream)
+			}
+			if !slices.Equal(l.ALPN, tt.alpn) {
+				t.Errorf("ALPN = %q, want %q", l.ALPN, tt.alpn)
+			}
+			if l.Client != tt.client {
+				t.Errorf("Client = %v, want %v", l.Client, tt.client)
+			}
+		})
+	}
+}

@@ -28,7 +28,10 @@
 // ca_files replaces the global list (the system roots always stay). In a
 // [[listener]], "upstream" is either the target "host:port" or, because
 // TOML cannot give one key both a string and a table, the
-// [listener.upstream] table with the target in its address key.
+// [listener.upstream] table with the target in its address key. A
+// listener also takes client_tls, upstream_tls (false: a TLS front for a
+// plain backend, which needs client_tls = true), alpn (protocols to pin,
+// RFC 7301) and a [listener.client] table overriding [client].
 //
 // Match is pure and allocation-free for normalized hosts; a reload builds a
 // new Policy instead of changing one, so a Policy needs no locks.

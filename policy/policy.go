@@ -67,7 +67,18 @@ type Listener struct {
 	// ServerName is the SNI and verification name for the upstream; "" means
 	// the host of Upstream. It equals UpstreamTLS.ServerName.
 	ServerName string
-	// Client is the global [client]; it applies when ClientTLS is true.
+	// PlainUpstream is true when the config says upstream_tls = false: the
+	// proxy terminates the app's TLS (ClientTLS is then always true) and
+	// forwards plain TCP to a local backend, a TLS front for a plain service.
+	PlainUpstream bool
+	// ALPN, when set, pins the application protocols (RFC 7301): they are
+	// offered upstream when the app offers none, limit what the app's offer
+	// may pass on, and answer the app when the upstream negotiates nothing
+	// (always so with PlainUpstream). Empty means "pass the app's offer
+	// through and answer with what the upstream chose".
+	ALPN []string
+	// Client is the global [client] with [listener.client] keys applied; it
+	// applies when ClientTLS is true.
 	Client ClientTLS
 	// UpstreamTLS is the global [upstream] with [listener.upstream] keys
 	// applied; its Address, when set, is dialed instead of Upstream.

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -144,21 +145,49 @@ func (v *validator) listener(key string, fc *fileConfig, l fileListener, open bo
 	switch {
 	case l.UpstreamAddr != nil:
 		v.hostPort(key+".upstream", *l.UpstreamAddr, "the server to forward to")
-	case l.UpstreamTLS.Address != nil:
-		v.hostPort(key+".upstream.address", *l.UpstreamTLS.Address, "the server to forward to")
+	case l.UpstreamSettings.Address != nil:
+		v.hostPort(key+".upstream.address", *l.UpstreamSettings.Address, "the server to forward to")
 	default:
 		v.add(key+".upstream", ErrInvalid, `missing: a listener needs the server to forward to, e.g. upstream = "legacy-api.example.com:443" (or address = "host:port" inside [listener.upstream])`)
 	}
 	if l.ServerName != nil {
 		v.serverName(key+".server_name", *l.ServerName)
 	}
-	if l.UpstreamTLS.ServerName != nil {
-		v.serverName(key+".upstream.server_name", *l.UpstreamTLS.ServerName)
-		if l.ServerName != nil && *l.ServerName != *l.UpstreamTLS.ServerName {
-			v.add(key+".upstream.server_name", ErrInvalid, "%q differs from %s.server_name %q; set only one", *l.UpstreamTLS.ServerName, key, *l.ServerName)
+	if l.UpstreamSettings.ServerName != nil {
+		v.serverName(key+".upstream.server_name", *l.UpstreamSettings.ServerName)
+		if l.ServerName != nil && *l.ServerName != *l.UpstreamSettings.ServerName {
+			v.add(key+".upstream.server_name", ErrInvalid, "%q differs from %s.server_name %q; set only one", *l.UpstreamSettings.ServerName, key, *l.ServerName)
 		}
 	}
-	v.upstream(key+".upstream", mergeUpstream(fc.Upstream, l.UpstreamTLS), l.UpstreamTLS)
+	v.upstream(key+".upstream", mergeUpstream(fc.Upstream, l.UpstreamSettings), l.UpstreamSettings)
+	v.client(key+".client", mergeClient(fc.Client, l.Client), l.Client)
+	if l.UpstreamTLS != nil && !*l.UpstreamTLS && (l.ClientTLS == nil || !*l.ClientTLS) {
+		v.add(key+".upstream_tls", ErrInvalid, "false needs client_tls = true: with plain TCP on both sides there is no TLS to terminate or add (set client_tls = true for a TLS front to a plain backend, or remove upstream_tls)")
+	}
+	if l.ALPN != nil {
+		v.alpn(key+".alpn", *l.ALPN)
+	}
+}
+
+// maxALPNLen is the longest protocol name ALPN can carry: a one-byte length
+// prefix (RFC 7301 section 3.1).
+const maxALPNLen = 255
+
+// alpn checks a listener's pinned ALPN list.
+func (v *validator) alpn(key string, protos []string) {
+	if len(protos) == 0 {
+		v.add(key, ErrInvalid, `empty: list the protocols to pin, e.g. alpn = ["h2", "http/1.1"], or remove the key to pass the app's offer through`)
+	}
+	for i, p := range protos {
+		switch {
+		case p == "":
+			v.add(fmt.Sprintf("%s[%d]", key, i), ErrInvalid, `empty protocol name (want an ALPN name such as "h2" or "http/1.1")`)
+		case len(p) > maxALPNLen:
+			v.add(fmt.Sprintf("%s[%d]", key, i), ErrInvalid, "protocol name of %d bytes is too long (ALPN allows at most %d)", len(p), maxALPNLen)
+		case slices.Contains(protos[:i], p):
+			v.add(fmt.Sprintf("%s[%d]", key, i), ErrInvalid, "%q is listed twice", p)
+		}
+	}
 }
 
 // client checks the effective (merged) client versions of the section at

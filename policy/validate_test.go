@@ -31,7 +31,7 @@ var errorTests = []struct {
 	{"unknown/rule-subtable", "[[rule]]\nhosts = [\"a\"]\n[rule.upstrem]\nmin_tls = \"1.3\"\n", `unknown key "rule[0].upstrem" (valid keys: hosts, ports, action, client, upstream); did you mean "upstream"?`, ErrUnknownKey},
 	{"unknown/rule-upstream", "[[rule]]\nhosts = [\"a\"]\n[rule.upstream]\nsni = \"x\"\n", `unknown key "rule[0].upstream.sni" (valid keys: min_tls, max_tls, verify, ca_files, address, server_name)`, ErrUnknownKey},
 	{"unknown/rule-client", "[[rule]]\nhosts = [\"a\"]\n[rule.client]\nverify = false\n", `unknown key "rule[0].client.verify" (valid keys: min_tls, max_tls)`, ErrUnknownKey},
-	{"unknown/listener", "[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = \"a:443\"\nclienttls = true\n", `unknown key "listener[0].clienttls" (valid keys: listen, upstream, client_tls, server_name); did you mean "client_tls"?`, ErrUnknownKey},
+	{"unknown/listener", "[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = \"a:443\"\nclienttls = true\n", `unknown key "listener[0].clienttls" (valid keys: listen, upstream, client_tls, upstream_tls, server_name, alpn, client); did you mean "client_tls"?`, ErrUnknownKey},
 	{"unknown/listener-upstream", "[[listener]]\nlisten = \"127.0.0.1:1\"\n[listener.upstream]\naddress = \"a:443\"\nmintls = \"1.2\"\n", `unknown key "listener[0].upstream.mintls" (valid keys: min_tls, max_tls, verify, ca_files, address, server_name); did you mean "min_tls"?`, ErrUnknownKey},
 	{"unknown/inline-rules", "rule = [{hosts = [\"a\"]}, {hosts = [\"b\"], acton = \"deny\"}]\n", `unknown key "rule[1].acton"`, ErrUnknownKey},
 
@@ -95,6 +95,17 @@ var errorTests = []struct {
 	{"listener/address-bad", "[[listener]]\nlisten = \"127.0.0.1:1\"\n[listener.upstream]\naddress = \"legacy.example:99999\"\n", `config.toml: listener[0].upstream.address: "legacy.example:99999" has no valid port`, ErrInvalid},
 	{"listener/listen-bad", "[[listener]]\nlisten = \"8080\"\nupstream = \"a:443\"\n", `config.toml: listener[0].listen: "8080" is not host:port`, ErrInvalid},
 	{"listener/listen-open", "[[listener]]\nlisten = \"0.0.0.0:8080\"\nupstream = \"a:443\"\n", `config.toml: listener[0].listen: "0.0.0.0:8080" is not a loopback address; set allow_clients`, ErrNotLoopback},
+	{"unknown/listener-client", "[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = \"a:443\"\n[listener.client]\nverify = false\n", `unknown key "listener[0].client.verify" (valid keys: min_tls, max_tls)`, ErrUnknownKey},
+	{"listener/upstream_tls-without-client_tls", "[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = \"127.0.0.1:8080\"\nupstream_tls = false\n", `config.toml: listener[0].upstream_tls: false needs client_tls = true`, ErrInvalid},
+	{"listener/upstream_tls-client_tls-false", "[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = \"127.0.0.1:8080\"\nclient_tls = false\nupstream_tls = false\n", `config.toml: listener[0].upstream_tls: false needs client_tls = true`, ErrInvalid},
+	{"listener/upstream_tls-type", "[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = \"a:443\"\nupstream_tls = \"no\"\n", `upstream_tls`, ErrSyntax},
+	{"listener/alpn-empty-list", "[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = \"a:443\"\nalpn = []\n", `config.toml: listener[0].alpn: empty: list the protocols to pin`, ErrInvalid},
+	{"listener/alpn-empty-name", "[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = \"a:443\"\nalpn = [\"h2\", \"\"]\n", `config.toml: listener[0].alpn[1]: empty protocol name`, ErrInvalid},
+	{"listener/alpn-too-long", "[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = \"a:443\"\nalpn = [\"" + strings.Repeat("x", 256) + "\"]\n", `config.toml: listener[0].alpn[0]: protocol name of 256 bytes is too long (ALPN allows at most 255)`, ErrInvalid},
+	{"listener/alpn-duplicate", "[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = \"a:443\"\nalpn = [\"h2\", \"http/1.1\", \"h2\"]\n", `config.toml: listener[0].alpn[2]: "h2" is listed twice`, ErrInvalid},
+	{"listener/alpn-type", "[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = \"a:443\"\nalpn = \"h2\"\n", `alpn`, ErrSyntax},
+	{"listener/client-version", "[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = \"a:443\"\n[listener.client]\nmin_tls = \"1.4\"\n", `config.toml: listener[0].client.min_tls: "1.4" is not a TLS version`, ErrTLSVersion},
+	{"listener/client-inverted", "[client]\nmax_tls = \"1.1\"\n[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = \"a:443\"\n[listener.client]\nmin_tls = \"1.2\"\n", `config.toml: listener[0].client.min_tls: "1.2" is above max_tls "1.1"`, ErrTLSVersion},
 	{"listener/server_name-conflict", "[[listener]]\nlisten = \"127.0.0.1:1\"\nserver_name = \"a.example\"\n[listener.upstream]\naddress = \"a:443\"\nserver_name = \"b.example\"\n", `config.toml: listener[0].upstream.server_name: "b.example" differs from listener[0].server_name "a.example"; set only one`, ErrInvalid},
 }
 
