@@ -1,0 +1,49 @@
+package bump
+
+import (
+	"bytes"
+	"net/http"
+	"time"
+
+	"github.com/tlsbridge/tlsbridge/ca"
+)
+
+// NewAdminHandler returns the handler of the [admin] listener: GET (or
+// HEAD) /ca.pem serves the CA certificate as PEM (application/x-pem-file),
+// /ca.der as DER (application/pkix-cert, RFC 2585), so devices and
+// containers can fetch it with curl; /healthz answers "ok". Only the
+// certificate is served, never a key. It panics if a is nil.
+func NewAdminHandler(a *ca.Authority) http.Handler {
+	if a == nil {
+		panic("bump.NewAdminHandler: nil Authority")
+	}
+	// The CA cannot change while the process runs (a new CA needs a
+	// restart), so its files are fixed; NotBefore is their mod time.
+	mod := a.Cert.NotBefore
+	mux := http.NewServeMux()
+	serve := func(data []byte, ctype, name string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", ctype)
+			w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			// ServeContent handles HEAD, Range and If-Modified-Since.
+			http.ServeContent(w, r, name, mod, bytes.NewReader(data))
+		}
+	}
+	mux.Handle("GET /ca.pem", serve(a.CertPEM(), "application/x-pem-file", "tlsbridge-ca.pem"))
+	mux.Handle("GET /ca.der", serve(a.CertDER(), "application/pkix-cert", "tlsbridge-ca.der"))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+// Admin listener timeouts: it serves a few kilobytes to local clients, so
+// anything slower is a stuck or hostile client.
+const (
+	AdminReadHeaderTimeout = 5 * time.Second
+	AdminWriteTimeout      = 10 * time.Second
+	AdminIdleTimeout       = 60 * time.Second
+)
