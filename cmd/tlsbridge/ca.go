@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/x509"
 	"fmt"
 	"io"
@@ -16,7 +18,7 @@ import (
 func runCA(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("ca: missing subcommand (init, export, info): %w", errUsage)
+		return fmt.Errorf("ca: missing subcommand (init, import, export, install, uninstall, info): %w", errUsage)
 	}
 	switch args[0] {
 	case "init":
@@ -25,6 +27,12 @@ func runCA(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCAExport(args[1:], stdout, stderr)
 	case "info":
 		return runCAInfo(args[1:], stdout, stderr)
+	case "install":
+		return runCAInstall(args[1:], stdout, stderr)
+	case "uninstall":
+		return runCAUninstall(args[1:], stdout, stderr)
+	case "import":
+		return runCAImport(args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("ca: unknown subcommand %q: %w", args[0], errUsage)
@@ -56,6 +64,11 @@ func runCAInit(args []string, stdout, stderr io.Writer) error {
 	dir, err := ca.Dir(cf.caDir, pol.CA.Dir)
 	if err != nil {
 		return err
+	}
+	if *force {
+		if err := backupForReplace(dir, stdout); err != nil {
+			return fmt.Errorf("ca init: %w", err)
+		}
 	}
 	a, err := ca.Create(dir, ca.Options{Key: key, PermittedHosts: pol.CA.PermittedHosts}, *force)
 	if err != nil {
@@ -116,7 +129,10 @@ func runCAInfo(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout)
 	if names := permitted(c); names != "" {
 		fmt.Fprintf(stdout, "permitted    %s\n", names)
+	} else {
+		fmt.Fprintln(stdout, "permitted    any name (no name constraints; see [ca] permitted_hosts)")
 	}
+	fmt.Fprintf(stdout, "trusted in   %s\n", trustedIn(a))
 	return nil
 }
 
@@ -137,11 +153,11 @@ func loadCA(cf commonFlags) (*ca.Authority, error) {
 }
 
 func keyDescription(c *x509.Certificate) string {
-	switch c.PublicKeyAlgorithm {
-	case x509.RSA:
-		return "RSA"
-	case x509.ECDSA:
-		return "ECDSA"
+	switch k := c.PublicKey.(type) {
+	case *rsa.PublicKey:
+		return fmt.Sprintf("RSA %d", k.N.BitLen())
+	case *ecdsa.PublicKey:
+		return "ECDSA " + k.Curve.Params().Name
 	}
 	return c.PublicKeyAlgorithm.String()
 }

@@ -58,6 +58,12 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	defer srv.Close()
 	warnInsecure(pol, log)
+	stopAdmin, err := startAdmin(ctx, pol.Admin.Listen, authority, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopAdmin()
 
 	log.WithFields(logrus.Fields{logfield.Listen: ln.Addr().String(), logfield.CADir: authority.Dir}).Info("tlsbridge listening")
 	log.Infof("apps use it with HTTPS_PROXY=http://%s and trust %s (tlsbridge ca install, or tlsbridge ca export -out ca.pem)", ln.Addr(), authority.CertPath())
@@ -87,6 +93,7 @@ func openCA(flagDir string, pol *policy.Policy, log *logrus.Entry) (*ca.Authorit
 	if created {
 		log.WithField(logfield.CADir, dir).Info("created a new CA; apps must trust it: run `tlsbridge ca install` or export it with `tlsbridge ca export`")
 	}
+	warnCAExpiry(authority, log)
 	cache, err := ca.NewCache(authority, ca.CacheConfig{Logger: log.Debugf})
 	if err != nil {
 		return nil, nil, fmt.Errorf("leaf cache: %w", err)

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/tlsbridge/tlsbridge/ca"
+	"github.com/tlsbridge/tlsbridge/internal/logfield"
+)
+
+// expiryWarning is how long before the CA's expiry `run` starts warning.
+const expiryWarning = 30 * 24 * time.Hour
+
+// trustFlags are the flags of ca install and ca uninstall.
+type trustFlags struct {
+	commonFlags
+	stores string
+}
+
+func parseTrustFlags(name string, args []string, stderr io.Writer) (trustFlags, ca.TrustOptions, error) {
+	var tf trustFlags
+	fs := newFlagSet(name, stderr)
+	tf.register(fs)
+	fs.StringVar(&tf.stores, "stores", "", "comma-separated trust stores: system, nss (Firefox, Chromium), java (default: every store available here)")
+	if err := parseFlags(fs, args, 0); err != nil {
+		return tf, ca.TrustOptions{}, err
+	}
+	var opts ca.TrustOptions
+	if tf.stores != "" {
+		stores, err := ca.ParseStores(tf.stores)
+		if err != nil {
+			return tf, opts, fmt.Errorf("%s: -stores: %w", name, err)
+		}
+		opts.Stores = stores
+	}
+	return tf, opts, nil
+}
+
+// runCAInstall is "tlsbridge ca install": add the CA to the trust stores
+// and say, per store, what happened.
+func runCAInstall(args []string, stdout, stderr io.Writer) error {
+	tf, opts, err := parseTrustFlags("ca install", args, stderr)
+	if err != nil {
+		return ignoreHelp(err)
+	}
+	a, err := loadCA(tf.commonFlags)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "CA %q (%s)\n", a.Cert.Subject.CommonName, a.CertPath())
+	res, err := a.Install(opts)
+	printResults(stdout, res)
+	if err != nil {
+		return fmt.Errorf("%w\nfix the stores above, then run tlsbridge ca install %s again", err, storesArg(tf.stores))
+	}
+	fmt.Fprintln(stdout, "apps that read these stores now trust tlsbridge; apps with their own store: tlsbridge ca export -out tlsbridge-ca.pem (see docs/trust.md)")
+	return nil
+}
+
+// runCAUninstall is "tlsbridge ca uninstall".
+func runCAUninstall(args []string, stdout, stderr io.Writer) error {
+	tf, opts, err := parseTrustFlags("ca uninstall", args, stderr)
+	if err != nil {
+		return ignoreHelp(err)
+	}
+	a, err := loadCA(tf.commonFlags)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "CA %q (%s)\n", a.Cert.Subject.CommonName, a.CertPath())
+	res, err := a.Uninstall(opts)
+	printResults(stdout, res)
+	if err != nil {
+		return fmt.Errorf("%w\nfix the stores above, then run tlsbridge ca uninstall %s again", err, storesArg(tf.stores))
+	}
+	return nil
+}
+
+func storesArg(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "-stores " + s
+}
+
+func printResults(w io.Writer, res []ca.StoreResult) {
+	for _, r := range res {
+		fmt.Fprintf(w, "  %-7s %s", r.Store, r.Outcome)
+		if r.Where != "" {
+			fmt.Fprintf(w, "  %s", r.Where)
+		}
+		fmt.Fprintln(w)
+		if r.Err != nil {
+			fmt.Fprintf(w, "          %s\n", r.Err)
+		}
+	}
+}
+
+// runCAImport is "tlsbridge ca import CERT KEY": use an existing CA (a
+// team's internal one) instead of a generated one.
+func runCAImport(args []string, stdout, stderr io.Writer) error {
+	var cf commonFlags
+	fs := newFlagSet("ca import", stderr)
+	cf.register(fs)
+	force := fs.Bool("force", false, "replace an existing CA (the previous files are kept as dated .bak copies)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: tlsbridge ca import [-ca-dir DIR] [-config PATH] [-force] CERT.pem KEY.pem")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args, 2); err != nil {
+		return ignoreHelp(err)
+	}
+	if fs.NArg() != 2 {
+		fs.Usage()
+		return fmt.Errorf("ca import: want CERT and KEY, got %d arguments: %w", fs.NArg(), errUsage)
+	}
+	certPath, keyPath := fs.Arg(0), fs.Arg(1)
+	certPEM, err := os.ReadFile(certPath)
+	if err != nil {
+		return fmt.Errorf("ca import: %w", err)
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return fmt.Errorf("ca import: %w", err)
+	}
+	a, err := ca.Parse(certPEM, keyPEM)
+	if err != nil {
+		return fmt.Errorf("ca import %s %s: %w (want a CA certificate and its RSA or ECDSA key in PKCS #1, PKCS #8 or SEC 1 PEM)", certPath, keyPath, err)
+	}
+	pol, err := cf.loadPolicy()
+	if err != nil {
+		return err
+	}
+	dir, err := ca.Dir(cf.caDir, pol.CA.Dir)
+	if err != nil {
+		return err
+	}
+	if *force {
+		if err := backupForReplace(dir, stdout); err != nil {
+			return fmt.Errorf("ca import: %w", err)
+		}
+	}
+	if err := a.Save(dir, *force); err != nil {
+		if errors.Is(err, ca.ErrCAExists) {
+			return fmt.Errorf("ca import: %s already has a CA; to replace it run tlsbridge ca import -force %s %s (the old files are kept as .bak)", dir, certPath, keyPath)
+		}
+		return fmt.Errorf("ca import: %w", err)
+	}
+	fmt.Fprintf(stdout, "imported CA %q into %s\n  sha256  %s\n  valid   until %s\n",
+		a.Cert.Subject.String(), dir, a.Fingerprint(), a.Cert.NotAfter.UTC().Format(time.DateOnly))
+	if names := permitted(a.Cert); names != "" {
+		fmt.Fprintf(stdout, "  permitted  %s\n", names)
+	}
+	fmt.Fprintln(stdout, "next: tlsbridge ca install (if the CA is not trusted yet), then tlsbridge run")
+	return nil
+}
+
+// backupForReplace keeps the CA files in dir as dated .bak copies before
+// they are replaced, and says so; a CA that is still trusted somewhere gets
+// a warning, because replacing the files does not remove it from the stores.
+func backupForReplace(dir string, stdout io.Writer) error {
+	if old, err := ca.Load(dir); err == nil {
+		var where []string
+		for _, r := range old.Status(ca.TrustOptions{}) {
+			if r.Outcome == ca.Trusted {
+				where = append(where, r.Store.String())
+			}
+		}
+		if len(where) > 0 {
+			fmt.Fprintf(stdout, "warning: the previous CA %q stays trusted in %s; to remove it, run tlsbridge ca uninstall -stores %s before replacing it (or restore the .bak files, uninstall, and replace again)\n",
+				old.Cert.Subject.CommonName, strings.Join(where, ", "), strings.Join(where, ","))
+		}
+	}
+	made, err := ca.Backup(dir, time.Now())
+	if err != nil {
+		return err
+	}
+	for _, m := range made {
+		fmt.Fprintf(stdout, "kept the previous CA file as %s\n", m)
+	}
+	return nil
+}
+
+// trustedIn describes where the CA is trusted now, for ca info.
+func trustedIn(a *ca.Authority) string {
+	var parts []string
+	for _, r := range a.Status(ca.TrustOptions{}) {
+		switch r.Outcome {
+		case ca.Trusted:
+			parts = append(parts, fmt.Sprintf("%s (%s)", r.Store, r.Where))
+		case ca.Skipped:
+			parts = append(parts, fmt.Sprintf("%s: cannot tell (%s)", r.Store, shortReason(r.Err)))
+		default:
+			parts = append(parts, fmt.Sprintf("%s: no", r.Store))
+		}
+	}
+	return strings.Join(parts, "\n             ")
+}
+
+// shortReason is an unavailable store's reason up to its colon: "certutil
+// not found".
+func shortReason(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, ": "); i > 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// warnCAExpiry logs at Warn when the CA expires within expiryWarning: new
+// leaves are clamped to the CA's NotAfter, so every app breaks that day.
+func warnCAExpiry(a *ca.Authority, log *logrus.Entry) {
+	left := time.Until(a.Cert.NotAfter)
+	if left >= expiryWarning {
+		return
+	}
+	e := log.WithField(logfield.CADir, a.Dir)
+	if left <= 0 {
+		e.Errorf("the CA expired on %s: apps reject every certificate; run tlsbridge ca init -force, then tlsbridge ca install",
+			a.Cert.NotAfter.UTC().Format(time.DateOnly))
+		return
+	}
+	e.Warnf("the CA expires on %s (in %d days): run tlsbridge ca init -force, then tlsbridge ca install, before it does",
+		a.Cert.NotAfter.UTC().Format(time.DateOnly), int(left.Hours()/24))
+}
