@@ -1,0 +1,323 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/tlsbridge/tlsbridge/ca"
+)
+
+// selfSigned returns a PEM certificate for key, a CA if isCA, valid for
+// validity from now.
+func selfSigned(t *testing.T, key crypto.Signer, isCA bool, validity time.Duration) []byte {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "team internal CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(validity),
+		BasicConstraintsValid: true,
+		IsCA:                  isCA,
+	}
+	if isCA {
+		tmpl.KeyUsage = x509.KeyUsageCertSign
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func writeFile(t *testing.T, dir, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCAImport(t *testing.T) {
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8 := func(k crypto.Signer) []byte {
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	}
+	sec1 := func(k *ecdsa.PrivateKey) []byte {
+		der, err := x509.MarshalECPrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+	}
+	pkcs1 := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaKey)})
+
+	tests := []struct {
+		name    string
+		cert    []byte
+		key     []byte
+		wantErr string // "" for success
+	}{
+		{"rsa/pkcs1", selfSigned(t, rsaKey, true, 24*time.Hour), pkcs1, ""},
+		{"rsa/pkcs8", selfSigned(t, rsaKey, true, 24*time.Hour), pkcs8(rsaKey), ""},
+		{"ecdsa/sec1", selfSigned(t, ecKey, true, 24*time.Hour), sec1(ecKey), ""},
+		{"ecdsa/pkcs8", selfSigned(t, ecKey, true, 24*time.Hour), pkcs8(ecKey), ""},
+		{"not-a-ca", selfSigned(t, ecKey, false, 24*time.Hour), pkcs8(ecKey), "not a CA"},
+		{"key-mismatch", selfSigned(t, ecKey, true, 24*time.Hour), pkcs8(otherKey), "does not match"},
+		{"key-is-a-cert", selfSigned(t, ecKey, true, 24*time.Hour), selfSigned(t, ecKey, true, time.Hour), "PRIVATE KEY"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in, caDir := t.TempDir(), filepath.Join(t.TempDir(), "ca")
+			certPath, keyPath := writeFile(t, in, "cert.pem", tt.cert), writeFile(t, in, "key.pem", tt.key)
+			out, _, err := runCmd(t, context.Background(), "ca", "import", "-ca-dir", caDir, certPath, keyPath)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ca import = %v, want an error containing %q", err, tt.wantErr)
+				}
+				if _, serr := os.Stat(filepath.Join(caDir, "ca.pem")); serr == nil {
+					t.Errorf("a rejected import wrote ca.pem")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ca import: %v", err)
+			}
+			if !strings.Contains(out, "next: tlsbridge ca install") {
+				t.Errorf("output %q does not say what to run next", out)
+			}
+			a, err := ca.Load(caDir)
+			if err != nil {
+				t.Fatalf("imported CA does not load: %v", err)
+			}
+			if a.Cert.Subject.CommonName != "team internal CA" {
+				t.Errorf("loaded CA %q, want the imported one", a.Cert.Subject.CommonName)
+			}
+			if fi, err := os.Stat(a.KeyPath()); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("ca-key.pem: %v, mode %v, want 0600", err, fi.Mode().Perm())
+			}
+		})
+	}
+
+	t.Run("existing-needs-force", func(t *testing.T) {
+		in, caDir := t.TempDir(), t.TempDir()
+		if _, _, err := runCmd(t, context.Background(), "ca", "init", "-ca-dir", caDir, "-key", "ecdsa"); err != nil {
+			t.Fatal(err)
+		}
+		certPath := writeFile(t, in, "cert.pem", selfSigned(t, ecKey, true, 24*time.Hour))
+		keyPath := writeFile(t, in, "key.pem", pkcs8(ecKey))
+		_, _, err := runCmd(t, context.Background(), "ca", "import", "-ca-dir", caDir, certPath, keyPath)
+		if err == nil || !strings.Contains(err.Error(), "ca import -force") {
+			t.Fatalf("import over an existing CA = %v, want a refusal naming -force", err)
+		}
+		out, _, err := runCmd(t, context.Background(), "ca", "import", "-ca-dir", caDir, "-force", certPath, keyPath)
+		if err != nil {
+			t.Fatalf("import -force: %v", err)
+		}
+		if n := strings.Count(out, "kept the previous CA file as "); n != 2 {
+			t.Errorf("import -force output %q: want two backup lines", out)
+		}
+	})
+
+	t.Run("arguments", func(t *testing.T) {
+		if _, _, err := runCmd(t, context.Background(), "ca", "import", "-ca-dir", t.TempDir(), "only-one.pem"); err == nil {
+			t.Errorf("ca import with one argument succeeded")
+		}
+	})
+}
+
+func TestCAInitForceKeepsBackup(t *testing.T) {
+	caDir := t.TempDir()
+	if _, _, err := runCmd(t, context.Background(), "ca", "init", "-ca-dir", caDir, "-key", "ecdsa"); err != nil {
+		t.Fatal(err)
+	}
+	oldPEM, err := os.ReadFile(filepath.Join(caDir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runCmd(t, context.Background(), "ca", "init", "-ca-dir", caDir, "-key", "ecdsa", "-force")
+	if err != nil {
+		t.Fatalf("ca init -force: %v", err)
+	}
+	backups, _ := filepath.Glob(filepath.Join(caDir, "ca.pem.*.bak"))
+	keyBackups, _ := filepath.Glob(filepath.Join(caDir, "ca-key.pem.*.bak"))
+	if len(backups) != 1 || len(keyBackups) != 1 {
+		t.Fatalf("backups %v %v, want one of each", backups, keyBackups)
+	}
+	if !strings.Contains(out, backups[0]) || !strings.Contains(out, keyBackups[0]) {
+		t.Errorf("ca init -force output %q does not name the backups", out)
+	}
+	got, err := os.ReadFile(backups[0])
+	if err != nil || !bytes.Equal(got, oldPEM) {
+		t.Errorf("backup is not the previous ca.pem (%v)", err)
+	}
+	if fi, err := os.Stat(keyBackups[0]); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("key backup mode: %v %v, want 0600", fi.Mode().Perm(), err)
+	}
+}
+
+func TestCAInfo(t *testing.T) {
+	caDir := t.TempDir()
+	cfg := writeConfig(t, "[ca]\npermitted_hosts = [\"example.com\"]\n")
+	if _, _, err := runCmd(t, context.Background(), "ca", "init", "-config", cfg, "-ca-dir", caDir, "-key", "ecdsa"); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runCmd(t, context.Background(), "ca", "info", "-ca-dir", caDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"key type     ECDSA P-256", "permitted    example.com, localhost, 127.0.0.0/8, ::1/128", "trusted in   system", "nss", "java"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ca info output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestCAInstallBadStores(t *testing.T) {
+	caDir := t.TempDir()
+	if _, _, err := runCmd(t, context.Background(), "ca", "init", "-ca-dir", caDir, "-key", "ecdsa"); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"install", "uninstall"} {
+		_, _, err := runCmd(t, context.Background(), "ca", cmd, "-ca-dir", caDir, "-stores", "system,windows")
+		if err == nil || !strings.Contains(err.Error(), `"windows"`) || !strings.Contains(err.Error(), "system, nss or java") {
+			t.Errorf("ca %s -stores system,windows = %v, want an error naming the store and the choices", cmd, err)
+		}
+	}
+}
+
+func TestWarnCAExpiry(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	tests := []struct {
+		name     string
+		validity time.Duration
+		want     string // "" for no log line
+	}{
+		{"far", 365 * 24 * time.Hour, ""},
+		{"soon", 10 * 24 * time.Hour, "level=warning"},
+		{"expired", -time.Hour, "level=error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := ca.Parse(selfSigned(t, key, true, tt.validity), keyPEM)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			l := logrus.New()
+			l.SetOutput(&buf)
+			l.SetFormatter(&logrus.TextFormatter{DisableColors: true})
+			warnCAExpiry(a, logrus.NewEntry(l))
+			got := buf.String()
+			if tt.want == "" {
+				if got != "" {
+					t.Errorf("log = %q, want nothing", got)
+				}
+				return
+			}
+			if !strings.Contains(got, tt.want) || !strings.Contains(got, "tlsbridge ca init -force") {
+				t.Errorf("log = %q, want %s naming tlsbridge ca init -force", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRunAdminListener runs the proxy with [admin] listen set, fetches
+// /ca.pem and /healthz, and checks that run returns once ctx ends.
+func TestRunAdminListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := ln.Addr().String()
+	ln.Close()
+	caDir := t.TempDir()
+	cfg := writeConfig(t, fmt.Sprintf("listen = \"127.0.0.1:0\"\n[admin]\nlisten = %q\n", admin))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := runCmd(t, ctx, "run", "-config", cfg, "-ca-dir", caDir)
+		done <- err
+	}()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("run did not return 15 s after its context ended")
+		}
+	}()
+
+	get := func(path string) ([]byte, error) {
+		resp, err := http.Get("http://" + admin + path)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+		}
+		return io.ReadAll(resp.Body)
+	}
+	var body []byte
+	deadline := time.Now().Add(15 * time.Second)
+	for body, err = get("/ca.pem"); err != nil && time.Now().Before(deadline); body, err = get("/ca.pem") {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("admin /ca.pem: %v", err)
+	}
+	onDisk, err := os.ReadFile(filepath.Join(caDir, "ca.pem"))
+	if err != nil || !bytes.Equal(body, onDisk) {
+		t.Errorf("admin /ca.pem differs from %s/ca.pem (%v)", caDir, err)
+	}
+	if h, err := get("/healthz"); err != nil || string(h) != "ok\n" {
+		t.Errorf("admin /healthz = %q, %v, want ok", h, err)
+	}
+}
