@@ -65,10 +65,7 @@ func (e *upstreamError) Unwrap() error { return e.err }
 // explain turns an upstream failure into an HTTP status, a one-line cause and
 // a fix, classified with errors.As on the library's error types.
 func (e *upstreamError) explain() (status int, cause, fix string) {
-	ruleKey := "[upstream]"
-	if e.rule != nil && e.rule.Name != "default" {
-		ruleKey = "[rule.upstream] of " + e.rule.Name
-	}
+	ruleKey := upstreamSection(e.rule)
 	var (
 		dnsErr    *net.DNSError
 		unknownCA x509.UnknownAuthorityError
@@ -118,6 +115,19 @@ func (e *upstreamError) explain() (status int, cause, fix string) {
 	return http.StatusBadGateway,
 		fmt.Sprintf("The TLS handshake with %s failed: %v. tlsbridge offered TLS %s–%s (min_tls/max_tls of %s).", e.addr, e.err, policy.TLSVersionName(e.offers[0]), policy.TLSVersionName(e.offers[1]), ruleKey),
 		fmt.Sprintf("Check which versions and ciphers the server accepts (openssl s_client -connect %s), then adjust %s.", e.addr, ruleKey)
+}
+
+// upstreamSection names the config table where the fix for rule's upstream
+// goes: a listener's synthetic rule (see ServeListener) carries the
+// listener's name.
+func upstreamSection(rule *policy.Rule) string {
+	switch {
+	case rule == nil || rule.Name == "default":
+		return "[upstream]"
+	case strings.HasPrefix(rule.Name, "listener["):
+		return "[listener.upstream] of " + rule.Name
+	}
+	return "[rule.upstream] of " + rule.Name
 }
 
 func isTimeout(err error) bool {
