@@ -78,7 +78,7 @@ teardown() {
 # show_logs prints the tail of every log of a started process.
 show_logs() {
 	local log
-	for log in "$WORK"/*.log; do
+	for log in "$WORK"/*.log "$WORK"/nginx/logs/*.log; do
 		[[ -e $log ]] || continue
 		echo "----- $EX_NAME: last lines of $(basename "$log") -----"
 		tail -n 25 "$log" | cut -c1-400
@@ -96,9 +96,18 @@ skip() {
 	exit 0
 }
 
-# need TOOL PKG: skip unless TOOL is on PATH.
+# need TOOL PKG: skip unless TOOL is on PATH (or in an sbin directory, which
+# a non-root PATH may lack: nginx lives in /usr/sbin).
 need() {
-	command -v "$1" >/dev/null 2>&1 || skip "$1" "$2"
+	local d
+	command -v "$1" >/dev/null 2>&1 && return 0
+	for d in /usr/local/sbin /usr/sbin /sbin; do
+		if [[ -x $d/$1 ]]; then
+			PATH="$PATH:$d"
+			return 0
+		fi
+	done
+	skip "$1" "$2"
 }
 
 # need_tlsbridge: the built binary must exist (make build).
@@ -136,6 +145,13 @@ fail() {
 	if [[ -n ${2:-} ]]; then
 		printf '%s\n' "$2" | head -n 20 | cut -c1-300 | sed 's/^/    | /'
 	fi
+}
+
+# die DESC [OUTPUT]: a setup step failed; count it and stop the example.
+die() {
+	fail "$@"
+	ex_finish || true
+	exit 1
 }
 
 # expect DESC OUTPUT PATTERN: pass when OUTPUT matches the extended regexp.
@@ -209,16 +225,10 @@ wait_port() {
 	local name=$1 port=$2 i
 	for ((i = 0; i < 150; i++)); do
 		port_in_use "$port" && return 0
-		if ! running "$name"; then
-			echo "FAIL $EX_NAME: $name exited before listening on 127.0.0.1:$port" >&2
-			FAILED=$((FAILED + 1))
-			exit 1
-		fi
+		running "$name" || die "$name exited before listening on 127.0.0.1:$port (log below)"
 		sleep 0.1
 	done
-	echo "FAIL $EX_NAME: $name is not listening on 127.0.0.1:$port after 15 s" >&2
-	FAILED=$((FAILED + 1))
-	exit 1
+	die "$name is not listening on 127.0.0.1:$port after 15 s (log below)"
 }
 
 # render TEMPLATE OUT KEY=VALUE...: copy TEMPLATE to OUT, replacing @KEY@.
@@ -263,7 +273,7 @@ start_nginx() {
 	local tmpl=$1 prefix="$WORK/nginx" port
 	shift
 	mkdir -p "$prefix/logs"
-	render "$tmpl" "$prefix/nginx.conf" "PREFIX=$prefix" "DIR=$WORK" "$@"
+	render "$tmpl" "$prefix/nginx.conf" "PREFIX=$prefix" "DIR=$WORK" "$@" || die "render $tmpl"
 	start nginx nginx -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/logs/error.log" -g 'daemon off;'
 	while read -r port; do
 		wait_port nginx "$port"
@@ -277,9 +287,9 @@ start_tlsbridge() {
 	port=$(sed -n 's/^listen *= *"127\.0\.0\.1:\([0-9]*\)".*/\1/p' "$config")
 	if [[ ! -e $WORK/tlsbridge-ca.pem ]]; then
 		"$TLSBRIDGE" ca init -ca-dir "$WORK/ca" >"$WORK/ca-init.out" 2>&1 ||
-			{ cat "$WORK/ca-init.out"; return 1; }
+			die "tlsbridge ca init -ca-dir DIR failed" "$(cat "$WORK/ca-init.out")"
 		"$TLSBRIDGE" ca export -ca-dir "$WORK/ca" -out "$WORK/tlsbridge-ca.pem" >"$WORK/ca-export.out" 2>&1 ||
-			{ cat "$WORK/ca-export.out"; return 1; }
+			die "tlsbridge ca export -ca-dir DIR -out FILE failed" "$(cat "$WORK/ca-export.out")"
 	fi
 	start tlsbridge "$TLSBRIDGE" run -config "$config" -ca-dir "$WORK/ca"
 	wait_port tlsbridge "$port"
