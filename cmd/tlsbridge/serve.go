@@ -51,6 +51,12 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: cannot listen on %q: %w (is another proxy running? change listen in the config)", pol.Listen, err)
 	}
+	lns, err := openListeners(pol)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer closeListeners(lns)
 	srv, err := bump.New(bump.Config{Policy: pol, Certs: cache, LeafKey: leafKey, Log: log})
 	if err != nil {
 		ln.Close()
@@ -72,6 +78,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { reloadOnHUP(ctx, cf, srv, log) })
+	serveListeners(ctx, &wg, srv, pol, lns, log)
 	err = srv.Serve(ctx, ln)
 	cancel()
 	wg.Wait()

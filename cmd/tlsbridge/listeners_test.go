@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestRunListenerPortTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	addr := taken.Addr().String()
+	cfg := writeConfig(t, fmt.Sprintf(`listen = "127.0.0.1:0"
+[[listener]]
+listen = "127.0.0.1:0"
+upstream = "a.test:443"
+[[listener]]
+listen = %q
+upstream = "b.test:443"
+`, addr))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _, err = runCmd(t, ctx, "run", "-config", cfg, "-ca-dir", t.TempDir())
+	if err == nil {
+		t.Fatal("run with a taken listener port succeeded, want an error")
+	}
+	for _, want := range []string{"listener[1].listen", addr, "address already in use"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+}
+
+// A TLS front ([[listener]] with upstream_tls = false) served by "run": a
+// TLS 1.0 app reaches a plain line-echo backend with the CA from -ca-dir.
+func TestRunServesListener(t *testing.T) {
+	backend, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer backend.Close()
+	wg.Go(func() {
+		c, err := backend.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(c, c)
+	})
+
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := free.Addr().String()
+	free.Close()
+	caDir := t.TempDir()
+	cfg := writeConfig(t, fmt.Sprintf(`listen = "127.0.0.1:0"
+[[listener]]
+listen = %q
+upstream = %q
+server_name = "backend.test"
+client_tls = true
+upstream_tls = false
+`, front, backend.Addr().String()))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := runCmd(t, ctx, "run", "-config", cfg, "-ca-dir", caDir)
+		done <- err
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+
+	var conn net.Conn
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if conn, err = net.Dial("tcp", front); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("listener %s never opened: %v", front, err)
+		}
+	}
+	defer conn.Close()
+	pem, err := os.ReadFile(filepath.Join(caDir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	app := tls.Client(conn, &tls.Config{
+		MinVersion: tls.VersionTLS10, //nolint:gosec // the test plays a legacy app
+		MaxVersion: tls.VersionTLS10,
+		RootCAs:    roots,
+		ServerName: "backend.test",
+	})
+	app.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(app, "ping\n"); err != nil {
+		t.Fatalf("write through the listener: %v", err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(app, buf); err != nil || string(buf) != "ping\n" {
+		t.Fatalf("echo = %q, %v; want %q", buf, err, "ping\n")
+	}
+}
