@@ -330,9 +330,69 @@ func osTrustEnv() *trustEnv {
 		// With no options truststore touches the system store only; its
 		// per-store prechecks are ours (below), so nothing is skipped
 		// silently.
-		systemInstall:   func(c *x509.Certificate) error { return truststore.Install(c) },
-		systemUninstall: func(c *x509.Certificate) error { return truststore.Uninstall(c) },
+		systemInstall: func(c *x509.Certificate) error { return truststore.Install(c) },
+		systemUninstall: func(c *x509.Certificate) error {
+			if err := truststore.Uninstall(c); err != nil {
+				return err
+			}
+			return finishDebianRemoval(c)
+		},
 	}
+}
+
+// Debian's layout (ca-certificates).
+const (
+	debianCertsDir = "/etc/ssl/certs"
+	debianHooksDir = "/etc/ca-certificates/update.d"
+)
+
+// finishDebianRemoval completes what truststore's uninstall leaves undone
+// on Debian. Deleting a file from /usr/local/share/ca-certificates and
+// running update-ca-certificates (without --fresh) rebuilds the bundle, but
+// counts no removal: the /etc/ssl/certs symlink is left dangling and the
+// hooks are never told, so ca-certificates-java keeps the CA in Java's
+// cacerts as "debian:<name>.pem" and Java apps still trust it. This does
+// what update-ca-certificates does for a removal it notices: delete the
+// symlink, pipe "-<symlink>" to every hook, rehash. (--fresh would also
+// work, but it rebuilds Java's cacerts from scratch, dropping entries that
+// other tools added.)
+func finishDebianRemoval(c *x509.Certificate) error {
+	if _, err := os.Stat(debianHooksDir); err != nil {
+		return nil // not Debian
+	}
+	link := filepath.Join(debianCertsDir, strings.ReplaceAll(trustName(c), " ", "_")+".pem")
+	fi, err := os.Lstat(link)
+	if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		return nil // update-ca-certificates did remove it, or never made it
+	}
+	if _, err := os.Stat(link); err == nil {
+		return nil // not dangling: the certificate is still installed
+	}
+	if err := os.Remove(link); err != nil {
+		return fmt.Errorf("remove dangling %s: %w", link, err)
+	}
+	hooks, err := os.ReadDir(debianHooksDir)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", debianHooksDir, err)
+	}
+	var errs []error
+	for _, h := range hooks {
+		path := filepath.Join(debianHooksDir, h.Name())
+		if info, err := os.Stat(path); err != nil || !info.Mode().IsRegular() || info.Mode().Perm()&0o111 == 0 {
+			continue
+		}
+		cmd := exec.Command(path)
+		cmd.Stdin = strings.NewReader("-" + link + "\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("hook %s: %w: %s", path, err, firstLine(out)))
+		}
+	}
+	if openssl, err := exec.LookPath("openssl"); err == nil {
+		// Drops the hash link to the removed file; best effort, as in
+		// update-ca-certificates.
+		_ = exec.Command(openssl, "rehash", debianCertsDir).Run()
+	}
+	return errors.Join(errs...)
 }
 
 // trustStore is one store, found and checked for use.
