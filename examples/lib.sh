@@ -75,13 +75,20 @@ teardown() {
 	exit "$rc"
 }
 
-# show_logs prints the tail of every log of a started process.
+# show_logs prints the tail of every log of a started process (for
+# tlsbridge, its last lines other than the access lines).
 show_logs() {
 	local log
 	for log in "$WORK"/*.log "$WORK"/nginx/logs/*.log; do
-		[[ -e $log ]] || continue
-		echo "----- $EX_NAME: last lines of $(basename "$log") -----"
-		tail -n 25 "$log" | cut -c1-400
+		[[ -s $log ]] || continue
+		echo "----- $EX_NAME: last lines of ${log#"$WORK"/} -----"
+		if [[ $log == */tlsbridge.log ]]; then
+			grep -v 'msg=access ' "$log" | tail -n 12 | cut -c1-400
+			echo "(access lines: $(grep -c 'msg=access ' "$log" || true); last:)"
+			grep 'msg=access ' "$log" | tail -n 3 | cut -c1-400
+		else
+			tail -n 8 "$log" | cut -c1-300
+		fi
 	done
 }
 

@@ -63,6 +63,12 @@ silent idle "" &
 SILENT1=$!
 silent idle-after-connect "CONNECT $ORIGIN_HOST:443 HTTP/1.1\r\nHost: $ORIGIN_HOST:443\r\n\r\n" &
 SILENT2=$!
+# A Java 6 style SSLv2-format ClientHello (80 22 01 03 01 ...: TLS 1.0 in an
+# SSLv2 record) after the CONNECT: it cannot be served, and the proxy should
+# say so in its log rather than wait for a TLS ClientHello.
+SSLV2_HELLO='\x80\x22\x01\x03\x01\x00\x09\x00\x00\x00\x10\x00\x00\x2f\x00\x00\x35\x00\x00\xff0123456789abcdef'
+silent sslv2-hello "CONNECT $ORIGIN_HOST:443 HTTP/1.1\r\nHost: $ORIGIN_HOST:443\r\n\r\n$SSLV2_HELLO" &
+SILENT3=$!
 
 # 2. 64 KiB of random bytes, plain and behind a TLS handshake record header.
 head -c 65536 /dev/urandom >"$WORK/random.bin"
@@ -103,20 +109,28 @@ control bytes in Host, Content-Length: -1|CONNECT nginx.takap.dev:443 HTTP/1.1\r
 EOF
 
 # 4. Wait for the silent clients.
-wait "$SILENT1" "$SILENT2" || true
-for name in idle idle-after-connect; do
+wait "$SILENT1" "$SILENT2" "$SILENT3" || true
+for name in idle idle-after-connect sslv2-hello; do
 	read -r rc secs <"$WORK/$name.silent"
-	if [[ $name == idle ]]; then
-		label="silent client (connects, sends nothing)"
-	else
-		label="silent client (sends a CONNECT, then no ClientHello)"
-	fi
+	case $name in
+	idle) label="silent client (connects, sends nothing)" ;;
+	idle-after-connect) label="silent client (sends a CONNECT, then no ClientHello)" ;;
+	*) label="SSLv2-format ClientHello (Java 6 SSLv2Hello) after CONNECT" ;;
+	esac
 	if ((rc == 0)) && awk -v s="$secs" -v b="$SILENT_BOUND" 'BEGIN { exit !(s <= b) }'; then
 		pass "$label: closed by the proxy after ${secs} s (bound ${SILENT_BOUND} s)"
 	else
 		fail "$label: want closed within ${SILENT_BOUND} s, got exit $rc after ${secs} s"
 	fi
 done
+
+log=$(grep -Ei 'sslv2|ssl ?v?2|ssl 2' "$WORK/tlsbridge.log" || true)
+if [[ -n $log ]]; then
+	pass "SSLv2-format ClientHello: tlsbridge's log explains it: $(head -n 1 <<<"$log" | grep -Eo 'hint="[^"]*"|msg="[^"]*"' | head -n 1)"
+else
+	fail "SSLv2-format ClientHello: want a log line that names SSLv2 (see the README's troubleshooting), got" \
+		"$(grep -v 'msg=access' "$WORK/tlsbridge.log" | grep -v listening | tail -n 3)"
+fi
 
 if running tlsbridge; then
 	pass "tlsbridge still running after the garbage"
