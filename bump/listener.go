@@ -171,7 +171,7 @@ func (fl *fixedListener) serveTLS(ctx context.Context, c net.Conn, ci *connInfo)
 	}
 
 	c.SetDeadline(time.Time{}) // the dial has its own timeout
-	upstream, err := fl.dial(ctx, ci, fl.upstreamOffer(hello.info.SupportedProtos))
+	upstream, err := fl.dial(ctx, ci, fl.upstreamOffer(appALPN(hello.info.SupportedProtos, hi)))
 	if err != nil {
 		fl.upstreamFailed(ci, err)
 		return
@@ -282,6 +282,17 @@ func (fl *fixedListener) upstreamOffer(app []string) []string {
 		}
 	}
 	return offer
+}
+
+// appALPN is the app's ALPN offer as tlsbridge passes it on: without "h2"
+// when the app cannot speak TLS 1.2, since HTTP/2 requires TLS 1.2 or later
+// (RFC 9113 section 9.2) and a strict client or server rejects it below; such
+// an app (curl --tlsv1.0 offers h2 anyway) then gets http/1.1.
+func appALPN(offer []string, maxVersion uint16) []string {
+	if maxVersion >= tls.VersionTLS12 || !slices.Contains(offer, "h2") {
+		return offer
+	}
+	return slices.DeleteFunc(slices.Clone(offer), func(p string) bool { return p == "h2" })
 }
 
 // appProtos is what the app may negotiate: the upstream's choice, else the

@@ -372,6 +372,36 @@ func TestListenerALPN(t *testing.T) {
 	}
 }
 
+// HTTP/2 needs TLS 1.2 (RFC 9113 section 9.2): a TLS 1.0 app that offers h2
+// anyway is not given h2, and the upstream is not offered it (this origin
+// only speaks h2, so it then negotiates no ALPN and serves HTTP/1.1).
+func TestListenerNoH2BelowTLS12(t *testing.T) {
+	h2 := newHTTPOrigin(t, true)
+	p := startProxy(t, listenerConfig(h2.addr, h2.caFile, "client_tls = true"))
+	addr, _ := runListener(t, p, 0)
+	for _, tt := range []struct {
+		version uint16
+		wantH2  bool
+	}{
+		{tls.VersionTLS10, false},
+		{tls.VersionTLS11, false},
+		{tls.VersionTLS12, true},
+	} {
+		t.Run(versionName(tt.version), func(t *testing.T) {
+			cfg := p.appTLS(tt.version, nil)
+			cfg.NextProtos = []string{"h2", "http/1.1"}
+			c, err := tls.Dial("tcp", addr, cfg)
+			if err != nil {
+				t.Fatalf("TLS handshake with the listener: %v", err)
+			}
+			defer c.Close()
+			if got := c.ConnectionState().NegotiatedProtocol; (got == "h2") != tt.wantH2 {
+				t.Errorf("ALPN = %q, want h2: %v", got, tt.wantH2)
+			}
+		})
+	}
+}
+
 func TestListenerUpstreamVerificationFailure(t *testing.T) {
 	untrusted := newStreamServer(t, tls.VersionTLS12, tls.VersionTLS13)
 	for _, tt := range []struct {
