@@ -66,6 +66,16 @@ else
 	fail "curl --proxy https://127.0.0.1:PORT --tlsv1.0: want the JSON" "$(grep -E 'SSL|curl:|error|HTTP/' <<<"$out")"
 fi
 
+# The proxy port's own certificate: valid for 127.0.0.1 and localhost, from
+# the same CA, served to a TLS 1.0 client too.
+for name in 127.0.0.1 localhost; do
+	if [[ $name == 127.0.0.1 ]]; then check=(-verify_ip 127.0.0.1); else check=(-verify_hostname localhost -servername localhost); fi
+	out=$(timeout "$CLIENT_TIMEOUT" openssl s_client -connect "127.0.0.1:$PROXY_PORT" -tls1 -cipher 'DEFAULT:@SECLEVEL=0' \
+		-CAfile "$CA" -verify_return_error "${check[@]}" </dev/null 2>&1) || true
+	expect "openssl s_client -tls1 'DEFAULT:@SECLEVEL=0' to the proxy port itself, ${check[0]} $name: $(tls_summary "$out"), $(grep -o 'Verify return code: [^)]*)' <<<"$out" | head -n 1)" \
+		"$out" 'Verify return code: 0 \(ok\)'
+done
+
 # openssl s_client through -proxy, verifying the chain and the host name.
 # SNI_ARGS: "-servername nginx.takap.dev" or "-noservername" (then tlsbridge
 # picks the certificate from the CONNECT host).

@@ -11,11 +11,12 @@ need_tlsbridge
 
 NGINX_PORT=$(free_port)
 NGINX12_PORT=$(free_port)
+HTTP_PORT=$(free_port)
 PROXY_PORT=$(free_port)
 BODY='\{ "test": "proxy-test" \}'
 
 make_origin_certs "$WORK"
-start_nginx "$EX_DIR/nginx.conf" "NGINX_PORT=$NGINX_PORT" "NGINX12_PORT=$NGINX12_PORT"
+start_nginx "$EX_DIR/nginx.conf" "NGINX_PORT=$NGINX_PORT" "NGINX12_PORT=$NGINX12_PORT" "HTTP_PORT=$HTTP_PORT"
 render "$EX_DIR/config.toml" "$WORK/config.toml" "PROXY_PORT=$PROXY_PORT" \
 	"NGINX_PORT=$NGINX_PORT" "NGINX12_PORT=$NGINX12_PORT"
 start_tlsbridge "$WORK/config.toml"
@@ -105,5 +106,12 @@ out=$(printf 'GET /index.json HTTP/1.1\r\nHost: untrusted.takap.dev\r\nConnectio
 		-CAfile "$CA" -tls1 -cipher 'AES128-SHA:@SECLEVEL=0' -servername untrusted.takap.dev -ign_eof 2>&1) || true
 expect "origin CA not in ca_files: openssl s_client -tls1 AES128-SHA gets HTTP 502 inside its verified TLS session" \
 	"$(grep -E 'Verify return code|HTTP/1' <<<"$out" | paste -sd' ' -)" 'Verify return code: 0 \(ok\).*HTTP/1\.[01] 502'
+
+# Plain http:// through the proxy is forwarded.
+if pcurl out "http://127.0.0.1:$HTTP_PORT/index.json" && grep -Eq "$BODY" <<<"$out"; then
+	pass "plain http:// through the proxy: forwarded ($(grep -Eo 'status=[0-9]+' <<<"$out"))"
+else
+	fail "plain http:// through the proxy: want the JSON" "$out"
+fi
 
 ex_finish
