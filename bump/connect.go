@@ -116,6 +116,13 @@ func (s *Server) handleConnect(req *http.Request, client net.Conn, _ *goproxy.Pr
 	case policy.ActionTunnel:
 		s.tunnel(ctx, client, ci, rule, nil, true)
 		return
+	case policy.ActionBump:
+		// A name-constrained CA cannot sign for this host: refuse before
+		// the handshake, with the reason, instead of failing inside it.
+		if err := s.cfg.Certs.Authority().Permits(ci.host); err != nil {
+			s.refuse(client, ci, http.StatusForbidden, err.Error())
+			return
+		}
 	}
 
 	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
@@ -150,6 +157,10 @@ func (s *Server) handleConnect(req *http.Request, client net.Conn, _ *goproxy.Pr
 			return
 		}
 		ci.action = "auto-bump"
+		if err := s.cfg.Certs.Authority().Permits(ci.host); err != nil {
+			s.warnClient(ci, err, hello)
+			return
+		}
 	}
 	if hi < tls.VersionTLS10 || !sharesSuite(hello.info.CipherSuites) {
 		s.warnClient(ci, errors.New("the app's ClientHello cannot be served"), hello)

@@ -10,14 +10,23 @@ import (
 	"time"
 )
 
-// relayBufferSize fits one maximum TLS record's plaintext (RFC 8446 5.1), so
-// each read of a tls.Conn fills at most one buffer and each write produces
-// full-size records.
-const relayBufferSize = 16 << 10
+// Relay buffers. A copier blocks in Read most of its life, and whatever
+// buffer it blocks with is memory an idle connection holds. So it waits with
+// a small buffer of its own (enough for a typical keep-alive request or
+// response, so those are forwarded in one read and one write), and borrows a
+// pooled buffer sized for one full TLS record (16 KiB of plaintext, RFC 8446
+// 5.1) only while a burst is flowing: each read then fills at most one
+// buffer and each write produces full-size records. The pooled buffer goes
+// back as soon as a read comes back less than half full, i.e. the burst has
+// drained.
+const (
+	relaySmallSize = 2 << 10
+	relayBurstSize = 16 << 10
+)
 
-// relayBuffers pools copy buffers so that established connections do not
+// relayBuffers pools the burst buffers so established connections do not
 // allocate per transfer.
-var relayBuffers = sync.Pool{New: func() any { b := make([]byte, relayBufferSize); return &b }}
+var relayBuffers = sync.Pool{New: func() any { b := make([]byte, relayBurstSize); return &b }}
 
 // relayStats is what one relay moved.
 type relayStats struct {
@@ -62,10 +71,18 @@ type copier struct {
 const firstChunkMax = 256
 
 func (c *copier) run() {
-	bp := relayBuffers.Get().(*[]byte)
-	defer relayBuffers.Put(bp)
-	buf := *bp
+	small := make([]byte, relaySmallSize)
+	var burst *[]byte // borrowed from relayBuffers while a burst flows
+	defer func() {
+		if burst != nil {
+			relayBuffers.Put(burst)
+		}
+	}()
 	for {
+		buf := small
+		if burst != nil {
+			buf = *burst
+		}
 		nr, rerr := c.src.Read(buf)
 		if nr > 0 {
 			if *c.first == nil {
@@ -79,6 +96,13 @@ func (c *copier) run() {
 				c.src.Close()
 				return
 			}
+		}
+		switch {
+		case burst == nil && nr == len(small):
+			burst = relayBuffers.Get().(*[]byte) // more is likely waiting
+		case burst != nil && nr < len(*burst)/2:
+			relayBuffers.Put(burst) // drained: wait with the small buffer
+			burst = nil
 		}
 		if rerr != nil {
 			if errors.Is(rerr, io.EOF) {

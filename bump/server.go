@@ -168,7 +168,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer stop()
 
 	hs := &http.Server{
-		Handler:           s.proxy,
+		Handler:           keepPipelined(s.proxy),
 		ReadHeaderTimeout: s.cfg.HandshakeTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,

@@ -92,11 +92,16 @@ func (p *proxy) logs() string {
 // ca_files paths in it must be absolute).
 func startProxy(t testing.TB, config string, tweak ...func(*Config)) *proxy {
 	t.Helper()
+	return startProxyCA(t, catest.New(t), config, tweak...)
+}
+
+// startProxyCA is startProxy with a given CA.
+func startProxyCA(t testing.TB, authority *ca.Authority, config string, tweak ...func(*Config)) *proxy {
+	t.Helper()
 	pol, err := policy.Parse([]byte(config), "")
 	if err != nil {
 		t.Fatalf("policy.Parse:\n%s\n%v", config, err)
 	}
-	authority := catest.New(t)
 	certs, err := ca.NewCache(authority, ca.CacheConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -582,5 +587,24 @@ func TestAppSessionResumption(t *testing.T) {
 				t.Errorf("second connection did not resume its %s session", versionName(v))
 			}
 		})
+	}
+}
+
+func TestConstrainedCARefusesOtherHosts(t *testing.T) {
+	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
+	authority := catest.NewWithOptions(t, ca.Options{PermittedHosts: []string{"allowed.test"}})
+	p := startProxyCA(t, authority, pinConfig(o, "*", "bump", ""))
+
+	resp, body := get(t, p.legacyClient(t, clientOpts{version: tls.VersionTLS10}), "https://api.allowed.test/")
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("permitted host: status %d, body %q", resp.StatusCode, body)
+	}
+	_, err := p.connect("elsewhere.test:443")
+	var ce *connectError
+	if !errors.As(err, &ce) || ce.status != http.StatusForbidden {
+		t.Fatalf("CONNECT to a host outside permitted_hosts: err = %v, want 403", err)
+	}
+	if !strings.Contains(ce.body, "permitted_hosts") {
+		t.Errorf("403 body %q does not name permitted_hosts", ce.body)
 	}
 }

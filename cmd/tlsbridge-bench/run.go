@@ -34,6 +34,7 @@ type options struct {
 	hosts     int
 	path      string
 	pid       int
+	idle      int
 }
 
 // suiteSets are the cipher suite lists a legacy app may offer.
@@ -67,7 +68,8 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	fs.BoolVar(&o.resume, "resume", false, "offer TLS session resumption to the proxy")
 	fs.IntVar(&o.hosts, "hosts", 0, "number of distinct host names (cold-host runs)")
 	fs.StringVar(&o.path, "path", "/", "request path")
-	fs.IntVar(&o.pid, "pid", 0, "proxy PID, to report its CPU time per operation")
+	fs.IntVar(&o.pid, "pid", 0, "proxy PID, to report its CPU time per operation and its memory")
+	fs.IntVar(&o.idle, "idle", 0, "instead of a load: open this many connections, one request each, hold them idle and report the proxy's RSS per connection")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -136,6 +138,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		base.ClientSessionCache = tls.NewLRUClientSessionCache(1024)
 	}
 
+	if o.idle > 0 {
+		return holdIdle(ctx, o, base, stdout)
+	}
 	cpu0, _ := procCPU(o.pid)
 	ctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
@@ -289,4 +294,62 @@ func procCPU(pid int) (time.Duration, error) {
 	}
 	const tick = 10 * time.Millisecond // USER_HZ = 100 on Linux
 	return time.Duration(utime+stime) * tick, nil
+}
+
+// holdIdle opens o.idle connections, makes one request on each, then
+// measures the proxy's resident memory per idle connection.
+func holdIdle(ctx context.Context, o *options, base *tls.Config, stdout io.Writer) error {
+	if o.pid == 0 {
+		return errors.New("-idle needs -pid (the proxy's PID) to read its memory")
+	}
+	rss0, err := procRSS(o.pid)
+	if err != nil {
+		return err
+	}
+	conns := make([]*tls.Conn, 0, o.idle)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range o.idle {
+		target := o.target
+		if o.hosts > 0 {
+			target = strings.Replace(o.target, "%d", strconv.Itoa(i%o.hosts), 1)
+		}
+		c, br, err := dial(ctx, o, base, target)
+		if err != nil {
+			return fmt.Errorf("idle connection %d: %w", i, err)
+		}
+		conns = append(conns, c)
+		if err := get(c, br, target, o.path); err != nil {
+			return fmt.Errorf("idle connection %d: %w", i, err)
+		}
+	}
+	time.Sleep(2 * time.Second) // let the proxy settle (GC, returned buffers)
+	rss1, err := procRSS(o.pid)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "idle        %d bumped connections held; proxy RSS %d KiB -> %d KiB: %.1f KiB per connection\n",
+		o.idle, rss0>>10, rss1>>10, float64(rss1-rss0)/1024/float64(o.idle))
+	return nil
+}
+
+// procRSS returns a process's resident set size from /proc/PID/status.
+func procRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/%d/status: VmRSS %q: %w", pid, rest, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
 }
