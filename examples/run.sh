@@ -13,12 +13,16 @@ fi
 
 passed=0 failed=0 skipped=0 start=$SECONDS
 declare -a broken=()
+# Each example's output streams through and is kept here for its summary.
+outfile=$(mktemp "${TMPDIR:-/tmp}/tlsbridge-examples.XXXXXX")
+trap 'rm -f "$outfile"' EXIT
 for script in examples/*/run.sh; do
 	name=$(basename "$(dirname "$script")")
 	echo "=== $name"
 	t0=$SECONDS
 	rc=0
-	out=$(bash "$script" 2>&1 | tee /dev/stderr) || rc=$?
+	bash "$script" 2>&1 | tee "$outfile" || rc=$?
+	out=$(<"$outfile")
 	summary=$(grep -E "^$name: [0-9]+ passed, [0-9]+ failed$" <<<"$out" | tail -n 1 || true)
 	if [[ -n $summary ]]; then
 		p=$(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$summary")

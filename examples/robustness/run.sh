@@ -126,7 +126,7 @@ done
 
 log=$(grep -Ei 'sslv2|ssl ?v?2|ssl 2' "$WORK/tlsbridge.log" || true)
 if [[ -n $log ]]; then
-	pass "SSLv2-format ClientHello: tlsbridge's log explains it: $(head -n 1 <<<"$log" | grep -Eo 'hint="[^"]*"|msg="[^"]*"' | head -n 1)"
+	pass "SSLv2-format ClientHello: tlsbridge's log explains it: $(head -n 1 <<<"$log" | grep -Eio '[a-z_]+="[^"]*(sslv2|ssl ?v?2)[^"]*"' | head -n 1 | cut -c1-200)"
 else
 	fail "SSLv2-format ClientHello: want a log line that names SSLv2 (see the README's troubleshooting), got" \
 		"$(grep -v 'msg=access' "$WORK/tlsbridge.log" | grep -v listening | tail -n 3)"
