@@ -3,6 +3,7 @@ package bump
 import (
 	"bytes"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/tlsbridge/tlsbridge/ca"
@@ -11,7 +12,8 @@ import (
 // NewAdminHandler returns the handler of the [admin] listener: GET (or
 // HEAD) /ca.pem serves the CA certificate as PEM (application/x-pem-file),
 // /ca.der as DER (application/pkix-cert, RFC 2585), so devices and
-// containers can fetch it with curl; /healthz answers "ok". Only the
+// containers can fetch it with curl; /healthz answers "ok"; /debug/pprof/
+// serves the runtime's profiles. Only the
 // certificate is served, never a key. It panics if a is nil.
 func NewAdminHandler(a *ca.Authority) http.Handler {
 	if a == nil {
@@ -37,6 +39,13 @@ func NewAdminHandler(a *ca.Authority) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	// Profiles for operators and the perf work (go tool pprof
+	// http://127.0.0.1:3129/debug/pprof/profile); the admin listener is
+	// loopback-only unless allow_clients says otherwise.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }
 

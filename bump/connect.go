@@ -89,9 +89,12 @@ func (s *Server) handleConnect(req *http.Request, client net.Conn, _ *goproxy.Pr
 		client.Close()
 		return
 	}
-	defer s.handlers.Done()
-	defer s.untrack(client)
-	defer client.Close()
+	handedOff := false // true once a relay goroutine owns client
+	defer func() {
+		if !handedOff {
+			s.release(client)
+		}
+	}()
 
 	ctx := s.ctx
 	ci := &connInfo{id: s.connID.Add(1), start: time.Now(), clientAddr: req.RemoteAddr}
@@ -114,7 +117,7 @@ func (s *Server) handleConnect(req *http.Request, client net.Conn, _ *goproxy.Pr
 		s.refuse(client, ci, http.StatusForbidden, fmt.Sprintf("%s:%d is denied by %s (hosts %v)", ci.host, ci.port, rule.Name, rule.Hosts))
 		return
 	case policy.ActionTunnel:
-		s.tunnel(ctx, client, ci, rule, nil, true)
+		handedOff = s.tunnel(ctx, client, ci, rule, nil, true)
 		return
 	case policy.ActionBump:
 		// A name-constrained CA cannot sign for this host: refuse before
@@ -137,7 +140,7 @@ func (s *Server) handleConnect(req *http.Request, client net.Conn, _ *goproxy.Pr
 			// nothing to upgrade, pass it through untouched.
 			client.SetDeadline(time.Time{})
 			ci.action = "tunnel"
-			s.tunnel(ctx, client, ci, rule, he.recorded, false)
+			handedOff = s.tunnel(ctx, client, ci, rule, he.recorded, false)
 			return
 		}
 		s.warnClient(ci, err, nil)
@@ -153,7 +156,7 @@ func (s *Server) handleConnect(req *http.Request, client net.Conn, _ *goproxy.Pr
 			client.SetDeadline(time.Time{})
 			ci.action = "auto-tunnel"
 			ci.clientTLS = hi
-			s.tunnel(ctx, client, ci, rule, hello.recorded, false)
+			handedOff = s.tunnel(ctx, client, ci, rule, hello.recorded, false)
 			return
 		}
 		ci.action = "auto-bump"
@@ -166,13 +169,38 @@ func (s *Server) handleConnect(req *http.Request, client net.Conn, _ *goproxy.Pr
 		s.warnClient(ci, errors.New("the app's ClientHello cannot be served"), hello)
 		return
 	}
-	s.bump(ctx, client, ci, rule, hello)
+	handedOff = s.bump(ctx, client, ci, rule, hello)
+}
+
+// release ends the server's ownership of a hijacked connection.
+func (s *Server) release(client net.Conn) {
+	client.Close()
+	s.untrack(client)
+	s.handlers.Done()
+}
+
+// handOff relays between app and upstream in a goroutine of its own and
+// returns, so the http.Server connection goroutine that ran the CONNECT ends:
+// its 4 KiB bufio reader, the request, and a stack grown by two TLS
+// handshakes are freed while the connection idles. The relay goroutine
+// releases client and writes the access line.
+func (s *Server) handOff(client, app, upstream net.Conn, ci *connInfo, opaque bool) {
+	go func() {
+		defer s.release(client)
+		relay(app, upstream, s.cfg.IdleTimeout, &ci.stats)
+		if opaque {
+			ci.stats.firstIn = nil // encrypted or unknown: nothing to show
+			ci.stats.firstOut = nil
+		}
+		s.log.WithFields(ci.fields()).Info("access")
+	}()
 }
 
 // bump terminates the app's TLS with a minted certificate and re-originates
 // TLS to the upstream. The upstream is dialled first so the app can be
-// answered with the ALPN protocol the upstream chose (h2 end to end).
-func (s *Server) bump(ctx context.Context, client net.Conn, ci *connInfo, rule *policy.Rule, hello *clientHello) {
+// answered with the ALPN protocol the upstream chose (h2 end to end). It
+// reports whether a relay goroutine now owns client.
+func (s *Server) bump(ctx context.Context, client net.Conn, ci *connInfo, rule *policy.Rule, hello *clientHello) bool {
 	client.SetDeadline(time.Time{})
 	upstream, uerr := s.dialUpstream(ctx, rule, ci, hello.info.SupportedProtos)
 	var protos []string
@@ -196,19 +224,19 @@ func (s *Server) bump(ctx context.Context, client net.Conn, ci *connInfo, rule *
 			upstream.Close()
 		}
 		s.warnClient(ci, err, hello)
-		return
+		return false
 	}
 	client.SetDeadline(time.Time{})
 	cs := app.ConnectionState()
 	ci.clientTLS, ci.clientCipher, ci.alpn = cs.Version, cs.CipherSuite, cs.NegotiatedProtocol
 	if uerr != nil {
 		s.answerUpstreamError(app, ci, uerr)
-		return
+		return false
 	}
 	us := upstream.ConnectionState()
 	ci.upstreamTLS, ci.upstreamCipher = us.Version, us.CipherSuite
-	relay(app, upstream, s.cfg.IdleTimeout, &ci.stats)
-	s.log.WithFields(ci.fields()).Info("access")
+	s.handOff(client, app, upstream, ci, false)
+	return true
 }
 
 // dialUpstream connects to the rule's address (or the CONNECT target) and
@@ -260,7 +288,8 @@ func (s *Server) upstreamConfig(rule *policy.Rule) *tls.Config {
 // tunnel relays bytes between the app and the upstream untouched. prefix holds
 // bytes already read from the app (a peeked ClientHello). When reply is set,
 // the CONNECT is answered here: 200 after a successful dial, 502 otherwise.
-func (s *Server) tunnel(ctx context.Context, client net.Conn, ci *connInfo, rule *policy.Rule, prefix []byte, reply bool) {
+// It reports whether a relay goroutine now owns client.
+func (s *Server) tunnel(ctx context.Context, client net.Conn, ci *connInfo, rule *policy.Rule, prefix []byte, reply bool) bool {
 	addr := rule.Upstream.Address
 	if addr == "" {
 		addr = net.JoinHostPort(ci.host, strconv.Itoa(ci.port))
@@ -277,25 +306,23 @@ func (s *Server) tunnel(ctx context.Context, client net.Conn, ci *connInfo, rule
 		}
 		ci.status = status
 		s.log.WithFields(ci.fields()).WithError(err).Warn("tunnel: " + cause)
-		return
+		return false
 	}
 	if reply {
 		if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 			upstream.Close()
-			return
+			return false
 		}
 	}
 	if len(prefix) > 0 {
 		if _, err := upstream.Write(prefix); err != nil {
 			upstream.Close()
-			return
+			return false
 		}
 		ci.stats.in.Add(int64(len(prefix)))
 	}
-	relay(client, upstream, s.cfg.IdleTimeout, &ci.stats)
-	ci.stats.firstIn = nil // encrypted or opaque: nothing to show
-	ci.stats.firstOut = nil
-	s.log.WithFields(ci.fields()).Info("access")
+	s.handOff(client, client, upstream, ci, true)
+	return true
 }
 
 // refuse answers a CONNECT with an error status and a plain-text reason.

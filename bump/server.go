@@ -184,12 +184,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		ln.Close()
+		err = <-acceptErr
 	case err = <-acceptErr:
 		cancel()
-	}
-	ln.Close()
-	if err == nil {
-		<-acceptErr
+		ln.Close()
 	}
 	inner.Close()
 	s.mu.Lock()
