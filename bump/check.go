@@ -127,11 +127,11 @@ func (r *CheckReport) WriteTo(w io.Writer) (int64, error) {
 	fmt.Fprintf(&b, "\nupstream    dial %s, verify as %q, TLS %s–%s, verification %s\n", r.Addr, r.ServerName,
 		policy.TLSVersionName(r.Rule.Upstream.MinVersion), policy.TLSVersionName(r.Rule.Upstream.MaxVersion), onOff(r.Rule.Upstream.Verify))
 	if len(r.Versions) > 0 {
-		b.WriteString("versions   ")
+		var vs []string
 		for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12, tls.VersionTLS13} {
-			fmt.Fprintf(&b, " TLS %s %s ", policy.TLSVersionName(v), yesNo(r.Versions[v]))
+			vs = append(vs, fmt.Sprintf("TLS %s %s", policy.TLSVersionName(v), yesNo(r.Versions[v])))
 		}
-		b.WriteString("\n")
+		fmt.Fprintf(&b, "versions    %s\n", strings.Join(vs, "   "))
 	}
 	if len(r.Suites) > 0 {
 		b.WriteString("TLS 1.2 suites accepted:\n")

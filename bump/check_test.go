@@ -19,7 +19,7 @@ func TestCheck(t *testing.T) {
 		wantText []string
 	}{
 		{"tls12-origin-trusted", pinConfig(o, "origin.test", "bump", ""), true,
-			[]string{"TLS 1.0 no", "TLS 1.2 yes", "TLS 1.3 no", "verify      ok", "would be bumped and succeed: upstream TLS 1.2", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"}},
+			[]string{"TLS 1.0 no   TLS 1.1 no   TLS 1.2 yes   TLS 1.3 no", "verify      ok", "would be bumped and succeed: upstream TLS 1.2", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"}},
 		{"rule-requires-tls13", pinConfig(o, "origin.test", "bump", `min_tls = "1.3"`), false,
 			[]string{"TLS 1.2 yes", "would get 502", "min_tls"}},
 		{"origin-ca-missing", fmt.Sprintf("[[rule]]\nhosts = [\"origin.test\"]\n[rule.upstream]\naddress = %q\n", o.addr), false,
