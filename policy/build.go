@@ -11,8 +11,8 @@ import (
 // compiled, paths made absolute and root pools assembled. certs holds the
 // ca_files validate read; a file missing from it is read here (only
 // Default, which has none, gets that far without validate).
-func build(fc *fileConfig, path string, certs map[string]certFile) (*Policy, error) {
-	b := &builder{dir: baseDir(path), certs: certs, pools: make(map[string]*x509.CertPool)}
+func build(fc *fileConfig, path string, val *validated) (*Policy, error) {
+	b := &builder{dir: baseDir(path), certs: val.certs, pools: make(map[string]*x509.CertPool)}
 	p := &Policy{
 		Path:         path,
 		Listen:       fc.Listen,
@@ -20,8 +20,15 @@ func build(fc *fileConfig, path string, certs map[string]certFile) (*Policy, err
 		CA: CAConfig{
 			LeafKey: fc.CA.LeafKey,
 		},
-		Log:   LogConfig{Format: fc.Log.Format, Level: fc.Log.Level},
-		Admin: AdminConfig{Listen: fc.Admin.Listen},
+		Log:    LogConfig{Format: fc.Log.Format, Level: fc.Log.Level},
+		Admin:  AdminConfig{Listen: fc.Admin.Listen},
+		Limits: buildLimits(fc.Limits),
+	}
+	if fc.Auth.UsersFile != "" {
+		p.Auth = Auth{UsersFile: resolvePath(b.dir, fc.Auth.UsersFile), Realm: fc.Auth.Realm, Users: val.users}
+		if p.Auth.Realm == "" {
+			p.Auth.Realm = "tlsbridge"
+		}
 	}
 	if fc.CA.Dir != "" {
 		p.CA.Dir = resolvePath(b.dir, fc.CA.Dir)

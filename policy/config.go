@@ -24,6 +24,8 @@ type fileConfig struct {
 	Upstream     fileUpstream   `toml:"upstream"`
 	Log          fileLog        `toml:"log"`
 	Admin        fileAdmin      `toml:"admin"`
+	Limits       fileLimits     `toml:"limits"`
+	Auth         fileAuth       `toml:"auth"`
 	Rules        []fileRule     `toml:"rule"`
 	Listeners    []fileListener `toml:"listener"`
 }
@@ -106,7 +108,8 @@ func defaultFileConfig() *fileConfig {
 			Verify:  ptr(true),
 			CAFiles: ptr([]string{}),
 		},
-		Log: fileLog{Format: "text", Level: "info"},
+		Log:    fileLog{Format: "text", Level: "info"},
+		Limits: defaultFileLimits(),
 	}
 }
 
@@ -117,7 +120,7 @@ func ptr[T any](v T) *T { return &v }
 // 1.0–1.3, upstream TLS 1.2–1.3 with verification against the system roots,
 // no rules (every host gets action auto) and no listeners.
 func Default() *Policy {
-	p, err := build(defaultFileConfig(), "", nil)
+	p, err := build(defaultFileConfig(), "", &validated{})
 	if err != nil {
 		// The defaults are constants checked by TestDefault.
 		panic("policy: built-in defaults do not build: " + err.Error())
@@ -147,11 +150,11 @@ func Parse(data []byte, path string) (*Policy, error) {
 		return nil, err
 	}
 	// Unknown keys do not stop validation: one run reports every problem.
-	certs, err := fc.validate(path)
+	val, err := fc.validate(path)
 	if err := errors.Join(unknown, err); err != nil {
 		return nil, err
 	}
-	p, err := build(fc, path, certs)
+	p, err := build(fc, path, val)
 	if err != nil {
 		// validate accepts only what build can use.
 		return nil, fmt.Errorf("build policy from %s: %w", displayPath(path), err)

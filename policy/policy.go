@@ -119,6 +119,8 @@ type Policy struct {
 	Upstream     UpstreamTLS
 	Log          LogConfig
 	Admin        AdminConfig
+	Limits       Limits
+	Auth         Auth
 	// Rules in file order; the first match wins.
 	Rules []*Rule
 	// Default is the rule used when none matches: action auto with the

@@ -23,6 +23,14 @@ type validator struct {
 	// certs caches ca_files by absolute path, so build reuses what was read
 	// and checked here, and a file named twice is read once.
 	certs map[string]certFile
+	// users holds the [auth] users file, read once here for build.
+	users map[string][]byte
+}
+
+// validated is what validate read from disk, for build to reuse.
+type validated struct {
+	certs map[string]certFile
+	users map[string][]byte
 }
 
 // certFile is one read ca_files entry.
@@ -37,7 +45,7 @@ func (v *validator) add(key string, class error, format string, args ...any) {
 
 // validate checks fc and returns the ca_files it read, keyed by absolute
 // path, for build. The error joins every problem found.
-func (fc *fileConfig) validate(path string) (map[string]certFile, error) {
+func (fc *fileConfig) validate(path string) (*validated, error) {
 	v := &validator{file: path, dir: baseDir(path), certs: make(map[string]certFile)}
 	open := len(fc.AllowClients) > 0
 
@@ -75,6 +83,9 @@ func (fc *fileConfig) validate(path string) (map[string]certFile, error) {
 		v.listen("admin.listen", fc.Admin.Listen, open)
 	}
 
+	v.limits(fc.Limits)
+	v.users = v.auth(fc.Auth)
+
 	for i, r := range fc.Rules {
 		v.rule(fmt.Sprintf("rule[%d]", i), fc, r)
 	}
@@ -88,7 +99,7 @@ func (fc *fileConfig) validate(path string) (map[string]certFile, error) {
 			certs[p] = cf
 		}
 	}
-	return certs, errors.Join(v.errs...)
+	return &validated{certs: certs, users: v.users}, errors.Join(v.errs...)
 }
 
 var logLevels = []string{"trace", "debug", "info", "warn", "error"}

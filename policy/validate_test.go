@@ -23,7 +23,7 @@ var errorTests = []struct {
 	{"listener-upstream-type", "[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = 443\n", `config.toml: listener[0].upstream: want a "host:port" string`, ErrSyntax},
 
 	// Unknown keys, everywhere.
-	{"unknown/top", "lisen = \"127.0.0.1:1\"\n", `config.toml: unknown key "lisen" (valid keys: listen, allow_clients, connect_ports, ca, client, upstream, log, admin, rule, listener); did you mean "listen"?`, ErrUnknownKey},
+	{"unknown/top", "lisen = \"127.0.0.1:1\"\n", `config.toml: unknown key "lisen" (valid keys: listen, allow_clients, connect_ports, ca, client, upstream, log, admin, limits, auth, rule, listener); did you mean "listen"?`, ErrUnknownKey},
 	{"unknown/table", "[upstrem]\nmin_tls = \"1.2\"\n", `unknown key "upstrem" (valid keys:`, ErrUnknownKey},
 	{"unknown/in-upstream", "[upstream]\naddress = \"a:1\"\n", `unknown key "upstream.address" (valid keys: min_tls, max_tls, verify, ca_files)`, ErrUnknownKey},
 	{"unknown/in-ca", "[ca]\nleafkey = \"auto\"\n", `unknown key "ca.leafkey" (valid keys: dir, leaf_key, permitted_hosts); did you mean "leaf_key"?`, ErrUnknownKey},

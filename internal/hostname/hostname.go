@@ -16,6 +16,9 @@ import (
 // ErrEmpty is returned for an empty host name.
 var ErrEmpty = errors.New("empty host name")
 
+// ErrEmptyLabel is returned for a name with an empty label ("a..b", ".a").
+var ErrEmptyLabel = errors.New("empty label in host name")
+
 // lookup is the IDNA profile browsers use for host names (UTS #46,
 // transitional processing off), so a Unicode name and its punycode form
 // normalize to the same ASCII string.
@@ -41,13 +44,24 @@ func Normalize(host string) (string, error) {
 	if ip, err := netip.ParseAddr(h); err == nil {
 		return ip.Unmap().WithZone("").String(), nil
 	}
-	h = strings.TrimSuffix(h, ".")
+	h = strings.TrimSuffix(h, ".") // the root label of a fully qualified name
 	if h == "" {
 		return "", ErrEmpty
+	}
+	if strings.HasPrefix(h, ".") || strings.HasSuffix(h, ".") || strings.Contains(h, "..") {
+		return "", fmt.Errorf("host name %q: %w", host, ErrEmptyLabel)
 	}
 	ascii, err := lookup.ToASCII(strings.ToLower(h))
 	if err != nil {
 		return "", fmt.Errorf("host name %q: %w", host, err)
+	}
+	// IDNA can map a label to nothing ("xn--"): the result must still be a
+	// name, and one that normalizes to itself.
+	if ascii == "" || strings.HasPrefix(ascii, ".") || strings.HasSuffix(ascii, ".") || strings.Contains(ascii, "..") {
+		return "", fmt.Errorf("host name %q: %w", host, ErrEmptyLabel)
+	}
+	if _, err := netip.ParseAddr(ascii); err == nil {
+		return "", fmt.Errorf("host name %q: IDNA maps it to the IP literal %q", host, ascii)
 	}
 	return ascii, nil
 }

@@ -20,6 +20,9 @@ var normalizeTests = []struct {
 	{"", "", true},
 	{".", "", true},
 	{"bad host", "", true},
+	{"000..", "", true},
+	{"a..b.example", "", true},
+	{".example.com", "", true},
 }
 
 func TestNormalize(t *testing.T) {
