@@ -16,101 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
-
-// options is the parsed command line.
-type options struct {
-	proxy     string
-	target    string
-	caFile    string
-	version   uint16
-	suites    []uint16
-	clients   int
-	duration  time.Duration
-	keepAlive bool
-	resume    bool
-	hosts     int
-	path      string
-	pid       int
-	idle      int
-}
-
-// suiteSets are the cipher suite lists a legacy app may offer.
-var suiteSets = map[string][]uint16{
-	// What a TLS 1.0 client with OpenSSL 1.0 offers: ECDHE-ECDSA,
-	// ECDHE-RSA and RSA key exchange, CBC with SHA-1.
-	"legacy": {
-		tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,
-		tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
-		tls.TLS_RSA_WITH_AES_128_CBC_SHA, tls.TLS_RSA_WITH_AES_256_CBC_SHA,
-	},
-	// An app that only knows RSA key exchange (Java 6, Windows XP).
-	"rsa": {tls.TLS_RSA_WITH_AES_128_CBC_SHA, tls.TLS_RSA_WITH_AES_256_CBC_SHA},
-	// A modern app (for bumped TLS 1.2/1.3 runs).
-	"modern": nil,
-}
-
-func parseOptions(args []string, out io.Writer) (*options, error) {
-	fs := flag.NewFlagSet("tlsbridge-bench", flag.ContinueOnError)
-	fs.SetOutput(out)
-	o := &options{}
-	var version, suites string
-	fs.StringVar(&o.proxy, "proxy", "127.0.0.1:3128", "proxy address")
-	fs.StringVar(&o.target, "target", "", "CONNECT target host:port (with -hosts N, %d in the host is replaced by 0..N-1)")
-	fs.StringVar(&o.caFile, "cacert", "", "PEM file of the CA the app trusts (tlsbridge's CA)")
-	fs.StringVar(&version, "tls", "1.0", "TLS version the app pins: 1.0, 1.1, 1.2 or 1.3")
-	fs.StringVar(&suites, "suites", "legacy", "cipher suites the app offers: legacy, rsa or modern")
-	fs.IntVar(&o.clients, "c", 16, "concurrent clients")
-	fs.DurationVar(&o.duration, "d", 10*time.Second, "duration")
-	fs.BoolVar(&o.keepAlive, "keepalive", false, "reuse each connection for many requests (else one request per connection)")
-	fs.BoolVar(&o.resume, "resume", false, "offer TLS session resumption to the proxy")
-	fs.IntVar(&o.hosts, "hosts", 0, "number of distinct host names (cold-host runs)")
-	fs.StringVar(&o.path, "path", "/", "request path")
-	fs.IntVar(&o.pid, "pid", 0, "proxy PID, to report its CPU time per operation and its memory")
-	fs.IntVar(&o.idle, "idle", 0, "instead of a load: open this many connections, one request each, hold them idle and report the proxy's RSS per connection")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if o.target == "" || o.caFile == "" {
-		return nil, errors.New("-target and -cacert are required (e.g. -target origin.test:443 -cacert ca.pem)")
-	}
-	versions := map[string]uint16{"1.0": tls.VersionTLS10, "1.1": tls.VersionTLS11, "1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}
-	var ok bool
-	if o.version, ok = versions[version]; !ok {
-		return nil, fmt.Errorf("-tls %q: want 1.0, 1.1, 1.2 or 1.3", version)
-	}
-	if o.suites, ok = suiteSets[suites]; !ok {
-		return nil, fmt.Errorf("-suites %q: want legacy, rsa or modern", suites)
-	}
-	return o, nil
-}
-
-// result is what the run measured.
-type result struct {
-	ops       atomic.Int64
-	errs      atomic.Int64
-	mu        sync.Mutex
-	latencies []time.Duration
-	firstErr  error
-}
-
-func (r *result) record(d time.Duration, err error) {
-	if err != nil {
-		r.errs.Add(1)
-		r.mu.Lock()
-		if r.firstErr == nil {
-			r.firstErr = err
-		}
-		r.mu.Unlock()
-		return
-	}
-	r.ops.Add(1)
-	r.mu.Lock()
-	r.latencies = append(r.latencies, d)
-	r.mu.Unlock()
-}
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	o, err := parseOptions(args, stdout)
@@ -137,69 +44,133 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if o.resume {
 		base.ClientSessionCache = tls.NewLRUClientSessionCache(1024)
 	}
-
-	if o.idle > 0 {
-		return holdIdle(ctx, o, base, stdout)
+	var s *summary
+	switch {
+	case o.idle > 0:
+		s, err = holdIdle(ctx, o, base)
+	case o.bulk > 0:
+		s, err = bulk(ctx, o, base)
+	default:
+		s, err = load(ctx, o, base)
 	}
-	cpu0, _ := procCPU(o.pid)
-	ctx, cancel := context.WithTimeout(ctx, o.duration)
-	defer cancel()
-	res := &result{}
-	start := time.Now()
-	var wg sync.WaitGroup
-	for i := range o.clients {
-		wg.Go(func() { client(ctx, o, base, i, res) })
+	if err != nil {
+		return err
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	cpu1, cpuErr := procCPU(o.pid)
-
-	ops := res.ops.Load()
-	slices.Sort(res.latencies)
-	unit := "conn"
-	if o.keepAlive {
-		unit = "req"
+	if o.json {
+		if err := s.writeJSON(stdout); err != nil {
+			return err
+		}
+	} else {
+		s.writeText(stdout)
 	}
-	fmt.Fprintf(stdout, "mode        %s, TLS %s, suites %d, %d clients, %v\n", map[bool]string{true: "keep-alive", false: "new connection per request"}[o.keepAlive],
-		tlsName(o.version), len(o.suites), o.clients, o.duration)
-	fmt.Fprintf(stdout, "throughput  %.0f %s/s (%d ok, %d errors)\n", float64(ops)/elapsed.Seconds(), unit, ops, res.errs.Load())
-	fmt.Fprintf(stdout, "latency     p50 %v  p99 %v\n", percentile(res.latencies, 50), percentile(res.latencies, 99))
-	if o.pid != 0 && cpuErr == nil && ops > 0 {
-		cpu := cpu1 - cpu0
-		fmt.Fprintf(stdout, "proxy CPU   %v total, %.1f µs/%s\n", cpu, float64(cpu.Microseconds())/float64(ops), unit)
-	}
-	if res.firstErr != nil {
-		fmt.Fprintf(stdout, "first error %v\n", res.firstErr)
-	}
-	if res.errs.Load() > 0 {
-		return fmt.Errorf("%d errors", res.errs.Load())
+	if s.Errors > 0 {
+		return fmt.Errorf("%d errors (first: %s)", s.Errors, s.FirstError)
 	}
 	return nil
 }
 
-// client runs one simulated app until ctx ends.
-func client(ctx context.Context, o *options, base *tls.Config, id int, res *result) {
+// recorder collects the outcome of every operation of a load run.
+type recorder struct {
+	mu        sync.Mutex
+	ops       int64
+	errs      int64
+	latencies []time.Duration
+	firstErr  error
+	state     *tls.ConnectionState // of the first successful handshake
+}
+
+func (r *recorder) record(d time.Duration, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.errs++
+		if r.firstErr == nil {
+			r.firstErr = err
+		}
+		return
+	}
+	r.ops++
+	r.latencies = append(r.latencies, d)
+}
+
+func (r *recorder) handshake(c *tls.Conn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state == nil {
+		st := c.ConnectionState()
+		r.state = &st
+	}
+}
+
+// load runs o.clients simulated apps for o.duration.
+func load(ctx context.Context, o *options, base *tls.Config) (*summary, error) {
+	cpu0, err := startCPU(o)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.duration)
+	defer cancel()
+	rec := &recorder{}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range o.clients {
+		wg.Go(func() { client(ctx, o, base, i, rec) })
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	s := newSummary(o, "new-conn")
+	if o.keepAlive {
+		s.Mode = "keep-alive"
+	}
+	s.Seconds = elapsed.Seconds()
+	s.Ops, s.Errors = rec.ops, rec.errs
+	s.OpsPerSec = float64(rec.ops) / elapsed.Seconds()
+	slices.Sort(rec.latencies)
+	s.P50Ms = ms(percentile(rec.latencies, 50))
+	s.P99Ms = ms(percentile(rec.latencies, 99))
+	s.setState(rec.state)
+	if rec.firstErr != nil {
+		s.FirstError = rec.firstErr.Error()
+	}
+	if err := s.setCPU(o, cpu0); err != nil {
+		return nil, err
+	}
+	if s.Ops > 0 && s.CPUSeconds > 0 {
+		s.CPUPerOpUs = s.CPUSeconds * 1e6 / float64(s.Ops)
+	}
+	return s, nil
+}
+
+// client runs one simulated app until ctx ends. Errors caused by the end
+// of the run are not counted: a dial may see the deadline pass before
+// ctx.Err() reports it.
+func client(ctx context.Context, o *options, base *tls.Config, id int, rec *recorder) {
+	deadline, _ := ctx.Deadline()
+	over := func() bool { return ctx.Err() != nil || !time.Now().Before(deadline) }
 	n := id
-	for ctx.Err() == nil {
+	for !over() {
 		target := o.target
 		if o.hosts > 0 {
-			target = strings.Replace(o.target, "%d", strconv.Itoa(n%o.hosts), 1)
+			target = hostN(o.target, n%o.hosts)
 			n += o.clients
 		}
 		t0 := time.Now()
 		conn, br, err := dial(ctx, o, base, target)
 		if err != nil {
-			if ctx.Err() == nil {
-				res.record(0, err)
+			if !over() {
+				rec.record(0, err)
 			}
 			continue
 		}
+		rec.handshake(conn)
 		for {
-			err := get(conn, br, target, o.path)
-			if ctx.Err() != nil {
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			_, err := get(conn, br, target, o.path)
+			if over() {
 				break
 			}
-			res.record(time.Since(t0), err)
+			rec.record(time.Since(t0), err)
 			if err != nil || !o.keepAlive {
 				break
 			}
@@ -207,6 +178,10 @@ func client(ctx context.Context, o *options, base *tls.Config, id int, res *resu
 		}
 		conn.Close()
 	}
+}
+
+func hostN(target string, n int) string {
+	return strings.Replace(target, "%d", strconv.Itoa(n), 1)
 }
 
 // dial does CONNECT and the app's TLS handshake with full verification.
@@ -228,6 +203,10 @@ func dial(ctx context.Context, o *options, base *tls.Config, target string) (*tl
 		raw.Close()
 		return nil, nil, fmt.Errorf("CONNECT %s: %s", target, resp.Status)
 	}
+	if br.Buffered() > 0 {
+		raw.Close()
+		return nil, nil, fmt.Errorf("CONNECT %s: %d unexpected bytes after the 200", target, br.Buffered())
+	}
 	host, _, _ := net.SplitHostPort(target)
 	cfg := base.Clone()
 	cfg.ServerName = host
@@ -237,74 +216,80 @@ func dial(ctx context.Context, o *options, base *tls.Config, target string) (*tl
 		return nil, nil, fmt.Errorf("TLS handshake with %s: %w", target, err)
 	}
 	raw.SetDeadline(time.Time{})
-	return tc, bufio.NewReader(tc), nil
+	return tc, bufio.NewReaderSize(tc, 16<<10), nil
 }
 
-// get sends one GET and reads the whole response.
-func get(c *tls.Conn, br *bufio.Reader, target, path string) error {
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+// get sends one GET, reads the whole response and returns the body size.
+func get(c *tls.Conn, br *bufio.Reader, target, path string) (int64, error) {
 	host, _, _ := net.SplitHostPort(target)
 	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tlsbridge-bench\r\n\r\n", path, host); err != nil {
-		return err
+		return 0, err
 	}
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	_, err = io.Copy(io.Discard, resp.Body)
+	n, err := io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if err == nil && resp.StatusCode != http.StatusOK {
 		err = fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
-	return err
+	return n, err
 }
 
-func percentile(sorted []time.Duration, p int) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	return sorted[(len(sorted)-1)*p/100].Round(time.Microsecond)
-}
-
-func tlsName(v uint16) string {
-	return map[uint16]string{tls.VersionTLS10: "1.0", tls.VersionTLS11: "1.1", tls.VersionTLS12: "1.2", tls.VersionTLS13: "1.3"}[v]
-}
-
-// procCPU returns a process's user+system CPU time from /proc/PID/stat
-// (fields 14 and 15, in clock ticks of 100 Hz on Linux).
-func procCPU(pid int) (time.Duration, error) {
-	if pid == 0 {
-		return 0, errors.New("no pid")
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+// bulk downloads o.path (o.bulk bytes) over one connection.
+func bulk(ctx context.Context, o *options, base *tls.Config) (*summary, error) {
+	target := hostN(o.target, 0)
+	conn, br, err := dial(ctx, o, base, target)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	// The command name may contain spaces; fields start after ") ".
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	f := strings.Fields(s[i+2:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: short", pid)
+	defer conn.Close()
+	cpu0, err := startCPU(o)
+	if err != nil {
+		return nil, err
 	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	conn.SetDeadline(time.Now().Add(o.duration + 5*time.Minute))
+	t0 := time.Now()
+	n, err := get(conn, br, target, o.path)
+	elapsed := time.Since(t0)
+	if err == nil && n != o.bulk {
+		err = fmt.Errorf("GET %s: %d bytes, want %d (-bulk)", o.path, n, o.bulk)
 	}
-	const tick = 10 * time.Millisecond // USER_HZ = 100 on Linux
-	return time.Duration(utime+stime) * tick, nil
+	s := newSummary(o, "bulk")
+	s.Clients = 1
+	s.Seconds = elapsed.Seconds()
+	s.Bytes = n
+	if err != nil {
+		s.Errors, s.FirstError = 1, err.Error()
+	} else {
+		s.Ops = 1
+		s.OpsPerSec = 1 / elapsed.Seconds()
+	}
+	s.MBPerSec = float64(n) / 1e6 / elapsed.Seconds()
+	s.P50Ms, s.P99Ms = ms(elapsed), ms(elapsed)
+	st := conn.ConnectionState()
+	s.setState(&st)
+	if err := s.setCPU(o, cpu0); err != nil {
+		return nil, err
+	}
+	if n > 0 && s.CPUSeconds > 0 {
+		s.CPUSecPerGiB = s.CPUSeconds / (float64(n) / (1 << 30))
+	}
+	return s, nil
 }
 
 // holdIdle opens o.idle connections, makes one request on each, then
 // measures the proxy's resident memory per idle connection.
-func holdIdle(ctx context.Context, o *options, base *tls.Config, stdout io.Writer) error {
-	if o.pid == 0 {
-		return errors.New("-idle needs -pid (the proxy's PID) to read its memory")
+func holdIdle(ctx context.Context, o *options, base *tls.Config) (*summary, error) {
+	if len(o.pids) == 0 {
+		return nil, errors.New("-idle needs -pid (the proxy's PID) to read its memory")
 	}
-	rss0, err := procRSS(o.pid)
+	rss0, err := treeRSS(o.pids)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	conns := make([]*tls.Conn, 0, o.idle)
 	defer func() {
@@ -312,44 +297,60 @@ func holdIdle(ctx context.Context, o *options, base *tls.Config, stdout io.Write
 			c.Close()
 		}
 	}()
+	s := newSummary(o, "idle")
+	t0 := time.Now()
 	for i := range o.idle {
 		target := o.target
 		if o.hosts > 0 {
-			target = strings.Replace(o.target, "%d", strconv.Itoa(i%o.hosts), 1)
+			target = hostN(o.target, i%o.hosts)
 		}
 		c, br, err := dial(ctx, o, base, target)
+		if err == nil {
+			conns = append(conns, c)
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			_, err = get(c, br, target, o.path)
+			c.SetDeadline(time.Time{})
+		}
 		if err != nil {
-			return fmt.Errorf("idle connection %d: %w", i, err)
+			return nil, fmt.Errorf("idle connection %d: %w", i, err)
 		}
-		conns = append(conns, c)
-		if err := get(c, br, target, o.path); err != nil {
-			return fmt.Errorf("idle connection %d: %w", i, err)
+		if i == 0 {
+			st := c.ConnectionState()
+			s.setState(&st)
 		}
 	}
-	time.Sleep(2 * time.Second) // let the proxy settle (GC, returned buffers)
-	rss1, err := procRSS(o.pid)
+	// Let the proxy settle (GC, returned buffers) before reading its RSS.
+	select {
+	case <-time.After(2 * time.Second):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	rss1, err := treeRSS(o.pids)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	fmt.Fprintf(stdout, "idle        %d bumped connections held; proxy RSS %d KiB -> %d KiB: %.1f KiB per connection\n",
-		o.idle, rss0>>10, rss1>>10, float64(rss1-rss0)/1024/float64(o.idle))
-	return nil
+	s.Seconds = time.Since(t0).Seconds()
+	s.Ops = int64(o.idle)
+	s.IdleConns = o.idle
+	s.RSSBeforeKiB, s.RSSAfterKiB = rss0>>10, rss1>>10
+	s.RSSPerConnKiB = float64(rss1-rss0) / 1024 / float64(o.idle)
+	return s, nil
 }
 
-// procRSS returns a process's resident set size from /proc/PID/status.
-func procRSS(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
+func startCPU(o *options) (cpuSnapshot, error) {
+	if len(o.pids) == 0 {
+		return nil, nil
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("/proc/%d/status: VmRSS %q: %w", pid, rest, err)
-			}
-			return kb << 10, nil
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+	return takeCPU(o.pids)
 }
+
+// percentile returns the p-th percentile of sorted latencies (nearest rank
+// below).
+func percentile(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[(len(sorted)-1)*p/100]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
