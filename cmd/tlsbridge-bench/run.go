@@ -221,7 +221,12 @@ func dial(ctx context.Context, o *options, base *tls.Config, target string) (*tl
 
 // get sends one GET, reads the whole response and returns the body size.
 func get(c *tls.Conn, br *bufio.Reader, target, path string) (int64, error) {
-	host, _, _ := net.SplitHostPort(target)
+	// Host carries the port unless it is https's default (RFC 9110 7.2):
+	// a proxy that routes by Host (squid) would otherwise dial port 443.
+	host := target
+	if h, port, _ := net.SplitHostPort(target); port == "443" {
+		host = h
+	}
 	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tlsbridge-bench\r\n\r\n", path, host); err != nil {
 		return 0, err
 	}

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# bench-vs-squid: the same legacy-app load against tlsbridge and against
+# squid's ssl-bump in its fastest form, alternately, on one nginx origin
+# (TLS 1.2/1.3 only), and one markdown table with the targets of issue 6.
+#
+#   examples/bench-vs-squid/bench.sh                   # both proxies (installs squid-openssl as root)
+#   examples/bench-vs-squid/bench.sh --tlsbridge-only  # make bench: no squid
+#
+# Not part of `make test` (examples/run.sh runs only examples/*/run.sh).
+# Knobs: BENCH_DURATION (5s), BENCH_CLIENTS (16), BENCH_IDLE (1000),
+# BENCH_COLD_HOSTS (20000), BENCH_OUT=DIR keeps results.jsonl and table.md,
+# TLSBRIDGE_BENCH=PATH uses a built load tool instead of `go build`.
+. "$(dirname "$0")/../lib.sh"
+ex_init bench-vs-squid
+
+SQUID=1
+case ${1:-} in
+--tlsbridge-only) SQUID=0 ;;
+"") ;;
+*)
+	echo "usage: $0 [--tlsbridge-only]" >&2
+	exit 2
+	;;
+esac
+DURATION=${BENCH_DURATION:-5s}
+CLIENTS=${BENCH_CLIENTS:-16}
+IDLE=${BENCH_IDLE:-1000}
+COLD_HOSTS=${BENCH_COLD_HOSTS:-20000}
+BULK_BYTES=$((256 << 20))
+
+need nginx nginx
+need openssl openssl
+need jq jq
+need_tlsbridge
+
+# squid-openssl is Debian's build with ssl-bump (--with-openssl,
+# security_file_certgen). Installed here if missing; the system service it
+# may start is stopped: this run uses its own config, port and files.
+if ((SQUID)); then
+	if ! command -v squid >/dev/null 2>&1 && [[ ! -x /usr/sbin/squid ]]; then
+		if ((EUID != 0)); then
+			skip squid squid-openssl
+		fi
+		echo "installing squid-openssl (apt-get)"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q squid-openssl >"$WORK/apt.log" 2>&1 ||
+			die "apt-get install squid-openssl failed" "$(tail -n 20 "$WORK/apt.log")"
+		systemctl stop squid >/dev/null 2>&1 || service squid stop >/dev/null 2>&1 || true
+	fi
+	need squid squid-openssl
+	CERTGEN=/usr/lib/squid/security_file_certgen
+	[[ -x $CERTGEN ]] || die "$CERTGEN missing: install squid-openssl (the plain squid package cannot bump)"
+fi
+
+# The load tool.
+BENCH=${TLSBRIDGE_BENCH:-}
+if [[ -z $BENCH ]]; then
+	need go golang
+	BENCH=$WORK/tlsbridge-bench
+	(cd "$REPO_DIR" && go build -o "$BENCH" ./cmd/tlsbridge-bench) >"$WORK/go-build.log" 2>&1 ||
+		die "go build ./cmd/tlsbridge-bench failed" "$(cat "$WORK/go-build.log")"
+fi
+
+# squid drops root privileges, so its files must be readable by its user.
+chmod 755 "$WORK"
+
+# --- origin: a private CA and a certificate for origin.test, *.origin.test
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -sha256 -subj "/CN=bench origin CA" \
+	-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+	-keyout "$WORK/origin-ca-key.pem" -out "$WORK/origin-ca.pem" 2>/dev/null
+openssl req -new -newkey rsa:2048 -nodes -sha256 -subj "/CN=origin.test" \
+	-keyout "$WORK/origin-key.pem" -out "$WORK/origin.csr" 2>/dev/null
+printf '%s\n' "subjectAltName=DNS:origin.test,DNS:*.origin.test" "basicConstraints=CA:FALSE" \
+	"keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$WORK/origin.ext"
+openssl x509 -req -in "$WORK/origin.csr" -CA "$WORK/origin-ca.pem" -CAkey "$WORK/origin-ca-key.pem" \
+	-CAcreateserial -days 2 -sha256 -extfile "$WORK/origin.ext" -out "$WORK/origin.pem" 2>/dev/null ||
+	die "origin certificate"
+mkdir -p "$WORK/www"
+head -c 1024 /dev/urandom >"$WORK/www/1k"
+truncate -s "$BULK_BYTES" "$WORK/www/bulk" # sparse: reads come from no disk
+NGINX_PORT=$(free_port)
+PROXY_PORT=$(free_port)
+start_nginx "$EX_DIR/nginx.conf" "NGINX_PORT=$NGINX_PORT"
+
+# --- tlsbridge
+render "$EX_DIR/config.toml" "$WORK/config.toml" "PROXY_PORT=$PROXY_PORT" "NGINX_PORT=$NGINX_PORT" || die "render config.toml"
+start_tlsbridge "$WORK/config.toml"
+TB_PID=$(<"$WORK/tlsbridge.pid")
+
+# --- squid
+if ((SQUID)); then
+	SQUID_PORT=$(free_port)
+	SQUID_USER=$(id -un)
+	if ((EUID == 0)); then
+		SQUID_USER=proxy # Debian's squid user; squid refuses to run as root
+	fi
+	mkdir -p "$WORK/squid"
+	# Its own CA (RSA-2048, what ssl-bump guides use; squid signs every
+	# leaf with this key, so RSA keeps RSA-only apps working).
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -sha256 -subj "/CN=bench squid CA" \
+		-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+		-keyout "$WORK/squid-ca-key.pem" -out "$WORK/squid-ca.pem" 2>/dev/null
+	openssl genpkey -genparam -algorithm DH -pkeyopt dh_param:ffdhe2048 -out "$WORK/dhparam.pem" 2>/dev/null ||
+		die "DH parameters for squid's tls-dh"
+	{
+		echo "127.0.0.1 origin.test"
+		seq 0 $((COLD_HOSTS - 1)) | sed 's/.*/127.0.0.1 h&.origin.test/'
+	} >"$WORK/hosts"
+	"$CERTGEN" -c -s "$WORK/squid/ssl_db" -M 64MB >"$WORK/certgen-init.log" 2>&1 ||
+		die "security_file_certgen -c -s DIR -M 64MB failed" "$(cat "$WORK/certgen-init.log")"
+	render "$EX_DIR/squid.conf" "$WORK/squid/squid.conf" "DIR=$WORK" "SQUID_PORT=$SQUID_PORT" "SQUID_USER=$SQUID_USER" ||
+		die "render squid.conf"
+	if ((EUID == 0)); then
+		chown -R "$SQUID_USER" "$WORK/squid" "$WORK/squid-ca-key.pem"
+	fi
+	squid -k parse -f "$WORK/squid/squid.conf" >"$WORK/squid-parse.log" 2>&1 ||
+		die "squid -k parse rejects squid.conf" "$(grep -iE 'error|fatal|bungled' "$WORK/squid-parse.log")"
+	start squid squid -N -f "$WORK/squid/squid.conf"
+	SQUID_PID=$(<"$WORK/squid.pid")
+	wait_port squid "$SQUID_PORT"
+fi
+
+# run_bench SCENARIO PROXY ARGS...: one run of the load tool; its JSON line
+# goes to results.jsonl, a short line to the terminal.
+RESULTS=$WORK/results.jsonl
+run_bench() {
+	local scen=$1 who=$2 proxy pid ca out rc=0 line
+	shift 2
+	case $who in
+	tlsbridge) proxy=127.0.0.1:$PROXY_PORT pid=$TB_PID ca=$WORK/tlsbridge-ca.pem ;;
+	squid) proxy=127.0.0.1:$SQUID_PORT pid=$SQUID_PID ca=$WORK/squid-ca.pem ;;
+	esac
+	out=$(timeout 600 "$BENCH" -proxy "$proxy" -cacert "$ca" -pid "$pid" -json -label "$who $scen" \
+		-target "origin.test:$NGINX_PORT" -path /1k -c "$CLIENTS" -d "$DURATION" "$@" 2>&1) || rc=$?
+	line=$(grep '^{' <<<"$out" | tail -n 1 || true)
+	if [[ -z $line ]]; then # the tool could not even start a run
+		line=$(jq -cn --arg l "$who $scen" --arg e "$(tail -n 3 <<<"$out")" '{label: $l, errors: -1, first_error: $e}')
+	fi
+	[[ $scen == warmup ]] && return 0
+	echo "$line" >>"$RESULTS"
+	jq -r '"\(.label): \(.ops_per_sec // 0) op/s, \(.mb_per_s // 0) MB/s, p50 \(.p50_ms // 0) ms, p99 \(.p99_ms // 0) ms, CPU \(.proxy_cpu_per_op_us // 0) µs/op, \(.proxy_cpu_s_per_gib // 0) s/GiB, RSS \(.rss_per_conn_kib // 0) KiB/conn, \(.negotiated_tls // "") \(.cipher // "") \(.leaf_key // ""), errors \(.errors)\(if .first_error then " (" + .first_error + ")" else "" end)"' <<<"$line"
+	if [[ $who == tlsbridge ]]; then
+		if ((rc == 0)); then pass "tlsbridge $scen: no errors"; else fail "tlsbridge $scen: errors" "$out"; fi
+	fi
+}
+
+PROXIES=(tlsbridge)
+((SQUID)) && PROXIES+=(squid)
+# Warm up: start squid's helpers, mint origin.test on both.
+for who in "${PROXIES[@]}"; do
+	run_bench warmup "$who" -d 1s
+done
+
+# Scenario ARGS; "cold" must run before any h*.origin.test is seen.
+SCENARIOS=(
+	"newconn-legacy|"
+	"newconn-rsa|-suites rsa"
+	"keepalive|-keepalive"
+	"bulk-cbc|-bulk $BULK_BYTES -path /bulk"
+	"bulk-gcm|-bulk $BULK_BYTES -path /bulk -tls 1.2 -suites modern"
+	"cold|-target h%d.origin.test:$NGINX_PORT -hosts $COLD_HOSTS"
+	"idle|-idle $IDLE"
+)
+i=0
+for s in "${SCENARIOS[@]}"; do
+	scen=${s%%|*}
+	read -r -a args <<<"${s#*|}"
+	order=("${PROXIES[@]}")
+	if ((i % 2 == 1 && SQUID)); then order=(squid tlsbridge); fi # alternate who goes first
+	for who in "${order[@]}"; do
+		run_bench "$scen" "$who" "${args[@]}"
+	done
+	i=$((i + 1))
+done
+
+echo
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), Linux $(uname -r)"
+echo "tlsbridge $("$TLSBRIDGE" version 2>/dev/null | head -n 1), $(go version 2>/dev/null | awk '{print $3}')$( ((SQUID)) && echo ", $(squid -v | head -n 1)"), $(nginx -v 2>&1 | sed 's/.*: //'), $CLIENTS clients, $DURATION per run"
+echo
+jq -rs --argjson squid "$SQUID" -f "$EX_DIR/table.jq" "$RESULTS" | tee "$WORK/table.md"
+if [[ -n ${BENCH_OUT:-} ]]; then
+	mkdir -p "$BENCH_OUT"
+	cp "$RESULTS" "$WORK/table.md" "$BENCH_OUT/"
+fi
+ex_finish

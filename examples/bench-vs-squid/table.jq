@@ -1,0 +1,91 @@
+# table.jq: results.jsonl (slurped, one tlsbridge-bench -json line per run,
+# label "PROXY SCENARIO") -> the markdown comparison table with the targets
+# of issue 6. $squid is 1 when squid ran, 0 for --tlsbridge-only.
+def round2: (. * 100 | round) / 100;
+def round3: (. * 1000 | round) / 1000;
+def pick($who; $scen): (map(select(.label == "\($who) \($scen)")) | first) // null;
+def ok: . != null and .errors == 0;
+def problem:
+  if . == null then "not run"
+  elif .errors < 0 then "could not run: \(.first_error[0:120])"
+  elif .errors > 0 then "\(.errors) errors: \((.first_error // "")[0:120])"
+  else null end;
+
+# Cost of one operation in the scenario's unit (lower is better).
+def cost($kind):
+  if . == null then null
+  elif $kind == "bulk" then .proxy_cpu_s_per_gib
+  elif $kind == "idle" then .rss_per_conn_kib
+  elif $kind == "req" then .proxy_cpu_per_op_us
+  else (.proxy_cpu_per_op_us // null) | if . == null then null else . / 1000 end end;
+def unit($kind): {bulk: "CPU s/GiB", idle: "KiB RSS/conn", req: "µs CPU/req", conn: "ms CPU/conn", cold: "ms CPU/conn"}[$kind];
+def rate($kind):
+  if . == null then "–"
+  elif (problem) != null then problem
+  elif $kind == "bulk" then "\(.mb_per_s | round) MB/s"
+  elif $kind == "idle" then "\(.idle_conns) held"
+  elif $kind == "req" then "\(.ops_per_sec | round) req/s"
+  else "\(.ops_per_sec | round) conn/s" end;
+def latency($kind):
+  if . == null or (ok | not) then "–"
+  elif $kind == "bulk" then "\(.seconds | round2) s"
+  elif $kind == "idle" then "–"
+  else "\(.p50_ms | round2) / \(.p99_ms | round2) ms" end;
+def costcell($kind; $warm):
+  if . == null or (ok | not) then "–"
+  else (cost($kind)) as $c
+  | if $c == null then "no CPU figure"
+    elif $kind == "cold" and $warm != null then "\($c | round3) (+\(($c - $warm) | round3) vs warm)"
+    else "\($c | round3)" end end;
+
+[
+  {id: "newconn-legacy", kind: "conn", title: "new connection per GET 1 KiB, TLS 1.0, legacy suites (ECDHE + RSA kex, CBC)", max: 0.4, eff: 2, target: "≤ 0.4 ms CPU/conn and ≥ 2× squid's conn per CPU-s"},
+  {id: "newconn-rsa", kind: "conn", title: "same, RSA-kex-only app (Java 6, XP)", max: 1.0, target: "≤ 1.0 ms CPU/conn"},
+  {id: "keepalive", kind: "req", title: "keep-alive GET 1 KiB, TLS 1.0", max: 33, eff: 2, target: "≤ 33 µs CPU/req and ≥ 2× squid's req per CPU-s"},
+  {id: "bulk-cbc", kind: "bulk", title: "bulk 256 MiB, one connection, TLS 1.0 AES-CBC", max: 2.75, target: "≤ 2.75 CPU s/GiB"},
+  {id: "bulk-gcm", kind: "bulk", title: "bulk 256 MiB, one connection, TLS 1.2 AES-GCM app", max: 1.2, target: "≤ 1.2 CPU s/GiB"},
+  {id: "cold", kind: "cold", title: "new connection to a never-seen host (mint + upstream)", extra: 1.0, target: "≤ 1 ms extra CPU vs warm"},
+  {id: "idle", kind: "idle", title: "idle bumped connections", max: 40, target: "≤ 40 KiB RSS/conn"}
+] as $scenarios
+| . as $all
+| ($all | pick("tlsbridge"; "newconn-legacy") | cost("conn")) as $tbwarm
+| ($all | pick("squid"; "newconn-legacy") | cost("conn")) as $sqwarm
+| (if $squid == 1 then
+    "| scenario | tlsbridge | squid | p50 / p99 tlsbridge | p50 / p99 squid | proxy cost tlsbridge | proxy cost squid | efficiency tlsbridge ÷ squid | target (issue 6) | result |",
+    "|---|---|---|---|---|---|---|---|---|---|"
+  else
+    "| scenario | tlsbridge | p50 / p99 | proxy cost | target (issue 6) | result |",
+    "|---|---|---|---|---|---|"
+  end),
+  ($scenarios[] as $s
+   | ($all | pick("tlsbridge"; $s.id)) as $tb
+   | ($all | pick("squid"; $s.id)) as $sq
+   | ($tb | cost($s.kind)) as $tbc
+   | ($sq | cost($s.kind)) as $sqc
+   | (if $squid == 1 and ($tb | ok) and ($sq | ok) and $tbc != null and $sqc != null and $tbc > 0
+      then ($sqc / $tbc) else null end) as $eff
+   | [
+       (if ($tb | ok | not) then "errors: \($tb | problem)" else empty end),
+       (if $s.max != null and ($tb | ok) and ($tbc == null or $tbc > $s.max) then "\(if $tbc == null then "?" else ($tbc | round3 | tostring) end) > \($s.max) \(unit($s.kind))" else empty end),
+       (if $s.extra != null and ($tb | ok) and $tbwarm != null and ($tbc - $tbwarm) > $s.extra then "+\(($tbc - $tbwarm) | round3) ms > \($s.extra) ms" else empty end),
+       (if $s.eff != null and $eff != null and $eff < $s.eff then "\($eff | round2)× < \($s.eff)× squid" else empty end),
+       (if $squid == 1 and ($s.kind == "conn" or $s.kind == "req" or $s.kind == "cold") and ($tb | ok) and ($sq | ok) and $tb.p99_ms > $sq.p99_ms
+        then "p99 \($tb.p99_ms | round2) > squid's \($sq.p99_ms | round2) ms" else empty end)
+     ] as $misses
+   | (if ($misses | length) == 0 then "**PASS**" else "**MISS**: " + ($misses | join("; ")) end) as $result
+   | ($s.title + " [" + unit($s.kind) + "]") as $title
+   | if $squid == 1 then
+       "| \($title) | \($tb | rate($s.kind)) | \($sq | rate($s.kind)) | \($tb | latency($s.kind)) | \($sq | latency($s.kind)) | \($tb | costcell($s.kind; $tbwarm)) | \($sq | costcell($s.kind; $sqwarm)) | \(if $eff == null then "–" else "\($eff | round2)×" end) | \($s.target) | \($result) |"
+     else
+       "| \($title) | \($tb | rate($s.kind)) | \($tb | latency($s.kind)) | \($tb | costcell($s.kind; $tbwarm)) | \($s.target) | \($result) |"
+     end),
+  "",
+  "What the app negotiated with each proxy:",
+  "",
+  "| scenario | tlsbridge | squid |",
+  "|---|---|---|",
+  ($scenarios[] as $s
+   | ($all | pick("tlsbridge"; $s.id)) as $tb
+   | ($all | pick("squid"; $s.id)) as $sq
+   | def neg: if . == null or .cipher == null then "–" else "\(.negotiated_tls) \(.cipher), \(.leaf_key) leaf" end;
+   "| \($s.id) | \($tb | neg) | \(if $squid == 1 then ($sq | neg) else "not run" end) |")
