@@ -12,10 +12,11 @@ import (
 // NewAdminHandler returns the handler of the [admin] listener: GET (or
 // HEAD) /ca.pem serves the CA certificate as PEM (application/x-pem-file),
 // /ca.der as DER (application/pkix-cert, RFC 2585), so devices and
-// containers can fetch it with curl; /healthz answers "ok"; /debug/pprof/
-// serves the runtime's profiles. Only the
+// containers can fetch it with curl; /healthz answers "ok"; /metrics
+// serves metrics (Server.MetricsHandler; absent if metrics is nil);
+// /debug/pprof/ serves the runtime's profiles. Only the
 // certificate is served, never a key. It panics if a is nil.
-func NewAdminHandler(a *ca.Authority) http.Handler {
+func NewAdminHandler(a *ca.Authority, metrics http.Handler) http.Handler {
 	if a == nil {
 		panic("bump.NewAdminHandler: nil Authority")
 	}
@@ -39,6 +40,9 @@ func NewAdminHandler(a *ca.Authority) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
 	// Profiles for operators and the perf work (go tool pprof
 	// http://127.0.0.1:3129/debug/pprof/profile); the admin listener is
 	// loopback-only unless allow_clients says otherwise.

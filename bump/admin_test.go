@@ -15,7 +15,7 @@ import (
 
 func TestAdminHandler(t *testing.T) {
 	a := catest.New(t)
-	srv := httptest.NewServer(bump.NewAdminHandler(a))
+	srv := httptest.NewServer(bump.NewAdminHandler(a, nil))
 	defer srv.Close()
 
 	tests := []struct {

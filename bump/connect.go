@@ -149,6 +149,7 @@ func (s *Server) handleConnect(req *http.Request, client net.Conn, _ *goproxy.Pr
 	ci.sni = hello.info.ServerName
 	lo, hi := offeredRange(hello.info.SupportedVersions)
 	ci.clientOffered = versionName(lo) + "-" + versionName(hi)
+	s.metrics.hello(hi)
 	if rule.Action == policy.ActionAuto {
 		// The app can meet the upstream minimum on its own: keep its TLS
 		// end to end, untouched.
@@ -176,6 +177,7 @@ func (s *Server) handleConnect(req *http.Request, client net.Conn, _ *goproxy.Pr
 func (s *Server) release(client net.Conn) {
 	client.Close()
 	s.untrack(client)
+	s.metrics.active.Dec()
 	s.handlers.Done()
 }
 
@@ -192,6 +194,7 @@ func (s *Server) handOff(client, app, upstream net.Conn, ci *connInfo, opaque bo
 			ci.stats.firstIn = nil // encrypted or unknown: nothing to show
 			ci.stats.firstOut = nil
 		}
+		s.metrics.access(ci)
 		s.log.WithFields(ci.fields()).Info("access")
 	}()
 }
@@ -305,6 +308,7 @@ func (s *Server) tunnel(ctx context.Context, client net.Conn, ci *connInfo, rule
 			writeResponse(client, status, errorBody(status, ci.host, cause, fix))
 		}
 		ci.status = status
+		s.metrics.failed(ci, sideUpstream, ue, nil)
 		s.log.WithFields(ci.fields()).WithError(err).Warn("tunnel: " + cause)
 		return false
 	}
@@ -329,6 +333,7 @@ func (s *Server) tunnel(ctx context.Context, client net.Conn, ci *connInfo, rule
 func (s *Server) refuse(client net.Conn, ci *connInfo, status int, reason string) {
 	ci.status = status
 	writeResponse(client, status, "tlsbridge: "+reason+"\n")
+	s.metrics.access(ci)
 	s.log.WithFields(ci.fields()).Info("access: " + reason)
 }
 
@@ -342,6 +347,7 @@ func (s *Server) answerUpstreamError(app *tls.Conn, ci *connInfo, uerr error) {
 	}
 	status, cause, fix := ue.explain()
 	ci.status = status
+	s.metrics.failed(ci, sideUpstream, ue, nil)
 	s.log.WithFields(ci.fields()).WithField(logfield.Stage, "upstream-"+ue.stage).
 		WithField(logfield.Hint, fix).WithError(ue.err).Warn("upstream failed: " + cause)
 
@@ -370,6 +376,7 @@ func writeResponse(w io.Writer, status int, body string) {
 
 // warnClient logs a failed app-facing handshake with a hint for known causes.
 func (s *Server) warnClient(ci *connInfo, err error, hello *clientHello) {
+	s.metrics.failed(ci, sideApp, err, hello)
 	e := s.log.WithFields(ci.fields()).WithError(err)
 	if hint := clientHint(err, hello); hint != "" {
 		e = e.WithField(logfield.Hint, hint)

@@ -124,6 +124,8 @@ func (fl *fixedListener) acceptLoop(ctx context.Context, ln net.Listener) error 
 // serveConn forwards one app connection and logs its access line.
 func (fl *fixedListener) serveConn(ctx context.Context, c net.Conn) {
 	defer c.Close()
+	fl.s.metrics.active.Inc()
+	defer fl.s.metrics.active.Dec()
 	ci := &connInfo{
 		id:         fl.s.connID.Add(1),
 		start:      time.Now(),
@@ -154,6 +156,7 @@ func (fl *fixedListener) serveTLS(ctx context.Context, c net.Conn, ci *connInfo)
 	hello, err := peekClientHello(ctx, c)
 	if err != nil {
 		if errors.Is(err, errNotTLS) {
+			s.metrics.failed(ci, sideApp, err, nil)
 			s.log.WithFields(fl.fields(ci)).WithError(err).
 				WithField(logfield.Hint, fmt.Sprintf("%s has client_tls = true but the app sent no TLS ClientHello; set client_tls = false if the app speaks plain TCP", fl.l.Name)).
 				Warn("app-facing TLS handshake failed")
@@ -165,6 +168,7 @@ func (fl *fixedListener) serveTLS(ctx context.Context, c net.Conn, ci *connInfo)
 	ci.sni = hello.info.ServerName
 	lo, hi := offeredRange(hello.info.SupportedVersions)
 	ci.clientOffered = versionName(lo) + "-" + versionName(hi)
+	s.metrics.hello(hi)
 	if hi < tls.VersionTLS10 || !sharesSuite(hello.info.CipherSuites) {
 		s.warnClient(ci, errors.New("the app's ClientHello cannot be served"), hello)
 		return
@@ -208,6 +212,7 @@ func (fl *fixedListener) relay(app, upstream net.Conn, ci *connInfo) {
 		}
 	}
 	relay(app, upstream, fl.s.cfg.IdleTimeout, &ci.stats)
+	fl.s.metrics.access(ci)
 	fl.s.log.WithFields(fl.fields(ci)).Info("access")
 }
 
@@ -243,6 +248,7 @@ func (fl *fixedListener) upstreamFailed(ci *connInfo, err error) {
 		ue = &upstreamError{stage: "dial", host: fl.host, rule: fl.rule, err: err}
 	}
 	_, cause, fix := ue.explain()
+	fl.s.metrics.failed(ci, sideUpstream, ue, nil)
 	fl.s.log.WithFields(fl.fields(ci)).WithField(logfield.Stage, "upstream-"+ue.stage).
 		WithField(logfield.Hint, fix).WithError(ue.err).Warn("upstream failed, app connection closed: " + cause)
 }

@@ -114,6 +114,7 @@ func (s *Server) onPlainResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *ht
 		resp = textResponse(ctx.Req, status, errorBody(status, ctx.Req.URL.Host, cause, fix))
 	}
 	if st != nil && resp != nil {
+		s.metrics.forward(st.rule.Action == policy.ActionDeny, resp, ctx.Error)
 		host, port := splitTarget(ctx.Req.URL.Host, 80)
 		e := s.log.WithFields(logrus.Fields{
 			logfield.ConnID:     st.id,

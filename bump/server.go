@@ -64,6 +64,11 @@ type Config struct {
 	// Dial opens upstream TCP connections. If nil, a net.Dialer. tlsbridge
 	// never uses HTTP_PROXY/HTTPS_PROXY from its own environment.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// LeafMints, if non-nil, is exported as tlsbridge_cert_mint_seconds;
+	// its Observe must be the OnMint hook of Certs. If nil, mint times are
+	// not exported (the cache's counters still are).
+	LeafMints *LeafMints
 }
 
 // Server is the proxy: an HTTP proxy front end (goproxy) whose CONNECT
@@ -74,6 +79,7 @@ type Server struct {
 	policy  atomic.Pointer[policy.Policy]
 	proxy   *goproxy.ProxyHttpServer
 	appBase *tls.Config
+	metrics *metrics // see metrics.go
 
 	upstreamMu   sync.Mutex
 	upstreamBase map[*policy.Rule]*tls.Config
@@ -136,6 +142,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.policy.Store(cfg.Policy)
 	s.proxy = s.newProxy()
+	s.metrics = newMetrics(cfg.Certs, cfg.LeafMints)
 	return s, nil
 }
 
@@ -316,6 +323,7 @@ func (s *Server) track(c net.Conn) bool {
 	}
 	s.handlers.Add(1)
 	s.conns[c] = struct{}{}
+	s.metrics.active.Inc()
 	return true
 }
 

@@ -22,11 +22,12 @@ import (
 // shutdown.
 const adminShutdownTimeout = 5 * time.Second
 
-// startAdmin serves the [admin] endpoints (/ca.pem, /ca.der, /healthz) on
+// startAdmin serves the [admin] endpoints (/ca.pem, /ca.der, /healthz,
+// /metrics from metrics) on
 // listen until ctx ends or stop is called; stop also waits for the server's
 // goroutines. With an empty listen it does nothing. policy has already
 // refused a non-loopback listen without allow_clients.
-func startAdmin(ctx context.Context, listen string, a *ca.Authority, lg *logrus.Entry) (stop func(), err error) {
+func startAdmin(ctx context.Context, listen string, a *ca.Authority, metrics http.Handler, lg *logrus.Entry) (stop func(), err error) {
 	if listen == "" {
 		return func() {}, nil
 	}
@@ -35,7 +36,7 @@ func startAdmin(ctx context.Context, listen string, a *ca.Authority, lg *logrus.
 		return nil, fmt.Errorf("admin.listen: cannot listen on %q: %w (is another tlsbridge running? change [admin] listen in the config, or leave it empty)", listen, err)
 	}
 	srv := &http.Server{
-		Handler:           bump.NewAdminHandler(a),
+		Handler:           bump.NewAdminHandler(a, metrics),
 		ReadHeaderTimeout: bump.AdminReadHeaderTimeout,
 		WriteTimeout:      bump.AdminWriteTimeout,
 		IdleTimeout:       bump.AdminIdleTimeout,

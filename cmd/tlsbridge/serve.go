@@ -37,7 +37,8 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	authority, cache, err := openCA(cf.caDir, pol, log)
+	mints := bump.NewLeafMints()
+	authority, cache, err := openCA(cf.caDir, pol, mints, log)
 	if err != nil {
 		return err
 	}
@@ -57,14 +58,14 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer closeListeners(lns)
-	srv, err := bump.New(bump.Config{Policy: pol, Certs: cache, LeafKey: leafKey, Log: log})
+	srv, err := bump.New(bump.Config{Policy: pol, Certs: cache, LeafKey: leafKey, Log: log, LeafMints: mints})
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	defer srv.Close()
 	warnInsecure(pol, log)
-	stopAdmin, err := startAdmin(ctx, pol.Admin.Listen, authority, log)
+	stopAdmin, err := startAdmin(ctx, pol.Admin.Listen, authority, srv.MetricsHandler(), log)
 	if err != nil {
 		ln.Close()
 		return err
@@ -87,8 +88,8 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 }
 
 // openCA resolves the CA directory, creates the CA on first run and starts
-// the leaf cache.
-func openCA(flagDir string, pol *policy.Policy, log *logrus.Entry) (*ca.Authority, *ca.Cache, error) {
+// the leaf cache, whose mints are timed into mints.
+func openCA(flagDir string, pol *policy.Policy, mints *bump.LeafMints, log *logrus.Entry) (*ca.Authority, *ca.Cache, error) {
 	dir, err := ca.Dir(flagDir, pol.CA.Dir)
 	if err != nil {
 		return nil, nil, err
@@ -101,7 +102,7 @@ func openCA(flagDir string, pol *policy.Policy, log *logrus.Entry) (*ca.Authorit
 		log.WithField(logfield.CADir, dir).Info("created a new CA; apps must trust it: run `tlsbridge ca install` or export it with `tlsbridge ca export`")
 	}
 	warnCAExpiry(authority, log)
-	cache, err := ca.NewCache(authority, ca.CacheConfig{Logger: log.Debugf})
+	cache, err := ca.NewCache(authority, ca.CacheConfig{Logger: log.Debugf, OnMint: mints.Observe})
 	if err != nil {
 		return nil, nil, fmt.Errorf("leaf cache: %w", err)
 	}
