@@ -52,7 +52,7 @@ func newMetrics(certs *ca.Cache, mints *LeafMints) *metrics {
 		reg: prometheus.NewRegistry(),
 		connections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tlsbridge_connections_total",
-			Help: "Connections handled (one per access-log line), by action (deny, tunnel, bump, auto-bump, auto-tunnel, listener, forward), the TLS version negotiated with the app and the one negotiated with the upstream (none: not terminated by tlsbridge, or failed). Failed connections count too.",
+			Help: "Connections handled (one per access-log line, failed ones included), by action (deny, tunnel, bump, auto-bump, auto-tunnel, listener, forward) and the TLS versions of both sides as in the access line: client_tls is the version negotiated with the app (for auto-tunnel the highest it offered), upstream_tls the one negotiated with the server; none when tlsbridge did not terminate that side or the handshake failed.",
 		}, []string{"action", "client_tls", "upstream_tls"}),
 		helloMax: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tlsbridge_client_hello_max_version_total",
@@ -172,6 +172,7 @@ const (
 	reasonSSLv2Hello       = "sslv2_hello"       // SSLv2-format ClientHello (old Java, old OpenSSL)
 	reasonNotTLS           = "not_tls"           // the app sent something that is not TLS
 	reasonClosed           = "closed"            // the peer closed the connection during the handshake
+	reasonSecLevel         = "seclevel"          // a TLS 1.0/1.1 app aborted with internal_error or handshake_failure: OpenSSL 3 at its default security level (see clientHint)
 	reasonDialRefused      = "dial_refused"      // upstream port closed
 	reasonDNS              = "dns"               // upstream host name did not resolve
 	reasonOther            = "other"
@@ -224,6 +225,10 @@ func reason(err error, hello *clientHello) string {
 			return reasonProtocolVersion
 		case alertUnknownCA, alertBadCertificate, alertCertificateUnknown:
 			return reasonUnknownAuthority
+		case alertInternalError, alertHandshakeFailure:
+			if hello != nil && hello.maxOffered() <= tls.VersionTLS11 {
+				return reasonSecLevel
+			}
 		}
 	}
 	return reasonOther

@@ -197,6 +197,7 @@ func TestReason(t *testing.T) {
 	ssl3Only := &clientHello{info: &tls.ClientHelloInfo{SupportedVersions: []uint16{0x0300}, CipherSuites: []uint16{tls.TLS_RSA_WITH_AES_128_CBC_SHA}}}
 	rc4Only := &clientHello{info: &tls.ClientHelloInfo{SupportedVersions: []uint16{tls.VersionTLS10}, CipherSuites: []uint16{0x0005}}}
 	fine := &clientHello{info: &tls.ClientHelloInfo{SupportedVersions: []uint16{tls.VersionTLS10}, CipherSuites: []uint16{tls.TLS_RSA_WITH_AES_128_CBC_SHA}}}
+	tls12App := &clientHello{info: &tls.ClientHelloInfo{SupportedVersions: []uint16{tls.VersionTLS12}, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}}}
 
 	tests := []struct {
 		name  string
@@ -221,7 +222,9 @@ func TestReason(t *testing.T) {
 		{"app-closed", &helloError{kind: io.EOF}, nil, "closed"},
 		{"app-ssl3-only", errors.New("the app's ClientHello cannot be served"), ssl3Only, "protocol_version"},
 		{"app-rc4-only", errors.New("the app's ClientHello cannot be served"), rc4Only, "no_shared_cipher"},
-		{"app-seclevel", opErr("remote error", tls.AlertError(alertInternalError)), fine, "other"},
+		{"app-seclevel", opErr("remote error", tls.AlertError(alertInternalError)), fine, "seclevel"},
+		{"app-seclevel-handshake-failure", opErr("remote error", tls.AlertError(alertHandshakeFailure)), fine, "seclevel"},
+		{"tls12-app-internal-error", opErr("remote error", tls.AlertError(alertInternalError)), tls12App, "other"},
 		{"unknown", errors.New("something else"), nil, "other"},
 	}
 	for _, tt := range tests {
