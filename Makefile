@@ -31,6 +31,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) ./internal/hostname
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./policy
 	$(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(FUZZTIME) ./policy
+	$(GO) test -run '^$$' -fuzz '^FuzzPeekClientHello$$' -fuzztime $(FUZZTIME) ./bump
+	$(GO) test -run '^$$' -fuzz '^FuzzSplitTarget$$' -fuzztime $(FUZZTIME) ./bump
+	$(GO) test -run '^$$' -fuzz '^FuzzRequestLine$$' -fuzztime $(FUZZTIME) ./bump
+	$(GO) test -run '^$$' -fuzz '^FuzzStatusCode$$' -fuzztime $(FUZZTIME) ./bump
+	$(GO) test -run '^$$' -fuzz '^FuzzSSLv2Detector$$' -fuzztime $(FUZZTIME) ./bump
 
 examples: build
 	bash examples/run.sh
