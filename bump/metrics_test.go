@@ -164,6 +164,47 @@ action = "deny"
 	}
 }
 
+// TestMetricsListener counts a legacy TLS app on a [[listener]]: action
+// listener, both versions, the ClientHello, and the exact bytes relayed.
+func TestMetricsListener(t *testing.T) {
+	up := newStreamServer(t, tls.VersionTLS12, tls.VersionTLS12)
+	p := startProxy(t, listenerConfig(up.addr, up.caFile, "client_tls = true\n[listener.client]\nmin_tls = \"1.0\""))
+	addr, _ := runListener(t, p, 0)
+
+	c, err := tls.Dial("tcp", addr, p.appTLS(tls.VersionTLS10, nil))
+	if err != nil {
+		t.Fatalf("TLS 1.0 handshake with the listener: %v", err)
+	}
+	defer c.Close()
+	payload := []byte("legacy line protocol\n")
+	if got := roundTrip(t, c, payload); string(got) != string(payload) {
+		t.Fatalf("reply = %q, want %q", got, payload)
+	}
+	<-up.versions
+
+	srv := httptest.NewServer(p.srv.MetricsHandler())
+	defer srv.Close()
+	const conn = `tlsbridge_connections_total{action="listener",client_tls="1.0",upstream_tls="1.2"}`
+	var got map[string]float64
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if got = scrape(t, srv.URL); got[conn] == 1 && got["tlsbridge_active_connections"] == 0 {
+			break
+		}
+	}
+	n := float64(len(payload))
+	for k, want := range map[string]float64{
+		conn: 1,
+		`tlsbridge_client_hello_max_version_total{version="1.0"}`: 1,
+		`tlsbridge_bytes_total{direction="app_to_upstream"}`:      n,
+		`tlsbridge_bytes_total{direction="upstream_to_app"}`:      n,
+		`tlsbridge_active_connections`:                            0,
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v", k, got[k], want)
+		}
+	}
+}
+
 // TestMetricsPerServer checks that two Servers do not share counters (no
 // global registry).
 func TestMetricsPerServer(t *testing.T) {
