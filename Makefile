@@ -40,8 +40,15 @@ fuzz:
 examples: build
 	bash examples/run.sh
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 -cpu 1,2 ./... | tee bench.txt
+# Micro-benchmarks (bounded: BENCHTIME x BENCHCOUNT x -cpu 1,2; compare runs
+# with benchstat bench.txt), then the load tool against bin/tlsbridge and an
+# nginx origin on loopback (examples/bench-vs-squid/bench.sh without squid;
+# run that script alone for the squid comparison). About 2 minutes.
+BENCHTIME  ?= 200ms
+BENCHCOUNT ?= 3
+bench: build
+	bash -o pipefail -c "$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) -cpu 1,2 -timeout 5m ./... | tee bench.txt"
+	bash examples/bench-vs-squid/bench.sh --tlsbridge-only
 
 clean:
 	rm -rf bin bench.txt

@@ -10,6 +10,7 @@
 # Knobs: BENCH_DURATION (5s), BENCH_CLIENTS (16), BENCH_IDLE (1000),
 # BENCH_COLD_HOSTS (20000), BENCH_OUT=DIR keeps results.jsonl and table.md,
 # TLSBRIDGE_BENCH=PATH uses a built load tool instead of `go build`.
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$0")/../lib.sh"
 ex_init bench-vs-squid
 
@@ -174,7 +175,7 @@ done
 
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), Linux $(uname -r)"
-echo "tlsbridge $("$TLSBRIDGE" version 2>/dev/null | head -n 1), $(go version 2>/dev/null | awk '{print $3}')$( ((SQUID)) && echo ", $(squid -v | head -n 1)"), $(nginx -v 2>&1 | sed 's/.*: //'), $CLIENTS clients, $DURATION per run"
+echo "$("$TLSBRIDGE" version 2>/dev/null | head -n 1), $(go version 2>/dev/null | awk '{print $3}')$( ((SQUID)) && echo ", $(squid -v | head -n 1)"), $(nginx -v 2>&1 | sed 's/.*: //'), $CLIENTS clients, $DURATION per run"
 echo
 jq -rs --argjson squid "$SQUID" -f "$EX_DIR/table.jq" "$RESULTS" | tee "$WORK/table.md"
 if [[ -n ${BENCH_OUT:-} ]]; then
