@@ -320,4 +320,8 @@ func TestRunAdminListener(t *testing.T) {
 	if h, err := get("/healthz"); err != nil || string(h) != "ok\n" {
 		t.Errorf("admin /healthz = %q, %v, want ok", h, err)
 	}
+	const series = `tlsbridge_client_hello_max_version_total{version="1.0"} 0`
+	if m, err := get("/metrics"); err != nil || !bytes.Contains(m, []byte(series)) || !bytes.Contains(m, []byte("tlsbridge_cert_mint_seconds_count 0")) {
+		t.Errorf("admin /metrics lacks %s and the mint histogram (err %v):\n%s", series, err, m)
+	}
 }
