@@ -8,6 +8,7 @@ require (
 	github.com/prometheus/client_golang v1.25.0
 	github.com/sirupsen/logrus v1.9.4
 	github.com/smallstep/truststore v0.13.0
+	golang.org/x/crypto v0.58.0
 	golang.org/x/net v0.62.0
 )
 

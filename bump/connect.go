@@ -260,7 +260,7 @@ func (s *Server) dialUpstream(ctx context.Context, rule *policy.Rule, ci *connIn
 	}
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
-	raw, err := s.cfg.Dial(dctx, "tcp", addr)
+	raw, err := s.dial(dctx, "tcp", addr)
 	if err != nil {
 		return nil, fail("dial", err)
 	}
@@ -299,7 +299,7 @@ func (s *Server) tunnel(ctx context.Context, client net.Conn, ci *connInfo, rule
 	}
 	ci.upstreamAddr = addr
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
-	upstream, err := s.cfg.Dial(dctx, "tcp", addr)
+	upstream, err := s.dial(dctx, "tcp", addr)
 	cancel()
 	if err != nil {
 		ue := &upstreamError{stage: "dial", host: ci.host, addr: addr, name: ci.host, rule: rule, err: err}
@@ -408,9 +408,9 @@ func statusCode(b []byte) int {
 	if !bytes.HasPrefix(b, []byte("HTTP/1.")) || len(b) < 12 || b[8] != ' ' {
 		return 0
 	}
-	n, err := strconv.Atoi(string(b[9:12]))
-	if err != nil {
-		return 0
+	d := b[9:12]
+	if d[0] < '1' || d[0] > '9' || d[1] < '0' || d[1] > '9' || d[2] < '0' || d[2] > '9' {
+		return 0 // a status code is three digits, 100 to 999 (RFC 9110 15)
 	}
-	return n
+	return int(d[0]-'0')*100 + int(d[1]-'0')*10 + int(d[2]-'0')
 }

@@ -82,6 +82,10 @@ func (e *upstreamError) explain() (status int, cause, fix string) {
 		return http.StatusGatewayTimeout,
 			fmt.Sprintf("The server %s did not complete the TLS %s in time.", e.addr, e.stage),
 			"Check that the server is reachable from this host and answers TLS on that port."
+	case errors.Is(e.err, errLoop):
+		return http.StatusLoopDetected,
+			fmt.Sprintf("%s resolves to tlsbridge's own listener %s; forwarding there would loop.", e.host, e.addr),
+			fmt.Sprintf("Point the app at the real server, or fix `address` in %s.", ruleKey)
 	case e.stage == "dial":
 		return http.StatusBadGateway,
 			fmt.Sprintf("tlsbridge could not connect to %s: %v.", e.addr, e.err),
@@ -109,11 +113,11 @@ func (e *upstreamError) explain() (status int, cause, fix string) {
 	}
 	if code, ok := remoteAlert(e.err); ok && code == alertProtocolVersion {
 		return http.StatusBadGateway,
-			fmt.Sprintf("The server %s does not accept TLS %s–%s, the versions tlsbridge may offer it (min_tls/max_tls of %s); it refused with a protocol_version alert.", e.addr, policy.TLSVersionName(e.offers[0]), policy.TLSVersionName(e.offers[1]), ruleKey),
+			fmt.Sprintf("The server %s does not accept %s, the versions tlsbridge may offer it (min_tls/max_tls of %s); it refused with a protocol_version alert.", e.server(), versionRange(e.offers), ruleKey),
 			fmt.Sprintf("Lower `min_tls` in %s to a version the server supports (keep it at 1.2 or more unless you must), or upgrade the server.", ruleKey)
 	}
 	return http.StatusBadGateway,
-		fmt.Sprintf("The TLS handshake with %s failed: %v. tlsbridge offered TLS %s–%s (min_tls/max_tls of %s).", e.addr, e.err, policy.TLSVersionName(e.offers[0]), policy.TLSVersionName(e.offers[1]), ruleKey),
+		fmt.Sprintf("The TLS handshake with %s failed: %v. tlsbridge offered %s (min_tls/max_tls of %s).", e.server(), e.err, versionRange(e.offers), ruleKey),
 		fmt.Sprintf("Check which versions and ciphers the server accepts (openssl s_client -connect %s), then adjust %s.", e.addr, ruleKey)
 }
 
@@ -128,6 +132,23 @@ func upstreamSection(rule *policy.Rule) string {
 		return "[listener.upstream] of " + rule.Name
 	}
 	return "[rule.upstream] of " + rule.Name
+}
+
+// server names the upstream for a person: the host, and the address dialled
+// when a rule pins a different one.
+func (e *upstreamError) server() string {
+	if e.addr == "" || strings.HasPrefix(e.addr, e.host+":") || strings.HasPrefix(e.addr, "["+e.host+"]:") {
+		return e.host
+	}
+	return fmt.Sprintf("%s (dialled at %s)", e.host, e.addr)
+}
+
+// versionRange prints "TLS 1.3 only" or "TLS 1.2–1.3".
+func versionRange(v [2]uint16) string {
+	if v[0] == v[1] {
+		return "TLS " + policy.TLSVersionName(v[0]) + " only"
+	}
+	return "TLS " + policy.TLSVersionName(v[0]) + "–" + policy.TLSVersionName(v[1])
 }
 
 func isTimeout(err error) bool {

@@ -42,6 +42,7 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener, l *policy.L
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
 
+	s.addSelf(ln.Addr())
 	host, port := splitTarget(l.Upstream, -1)
 	fl := &fixedListener{
 		s:    s,
@@ -84,41 +85,20 @@ type fixedListener struct {
 	conns *connSet
 }
 
-// acceptLoop accepts until ln is closed, retrying temporary errors like
-// Serve does, and hands each allowed connection to an owned goroutine.
+// acceptLoop accepts until ln is closed and hands each admitted connection
+// to an owned goroutine.
 func (fl *fixedListener) acceptLoop(ctx context.Context, ln net.Listener) error {
-	var delay time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				fl.s.log.WithField(logfield.Rule, fl.l.Name).WithError(err).Warnf("accept: retrying in %v", delay)
-				time.Sleep(delay)
-				continue
-			}
-			return err
-		}
-		delay = 0
-		if !fl.s.clientAllowed(c.RemoteAddr()) {
-			fl.s.log.WithFields(logrus.Fields{logfield.ClientAddr: c.RemoteAddr().String(), logfield.Rule: fl.l.Name}).
-				Warn("client address not in allow_clients: connection refused")
-			c.Close()
-			continue
-		}
+	return fl.s.accept(ctx, ln, fl.l.Name, nil, func(c net.Conn) bool {
 		if !fl.conns.add(c) {
 			c.Close()
-			return nil
+			return false
 		}
 		go func() {
 			defer fl.conns.done(c)
 			fl.serveConn(ctx, c)
 		}()
-	}
+		return true
+	})
 }
 
 // serveConn forwards one app connection and logs its access line.
@@ -233,7 +213,7 @@ func (fl *fixedListener) dial(ctx context.Context, ci *connInfo, protos []string
 	ci.upstreamAddr = addr
 	dctx, cancel := context.WithTimeout(ctx, fl.s.cfg.DialTimeout)
 	defer cancel()
-	c, err := fl.s.cfg.Dial(dctx, "tcp", addr)
+	c, err := fl.s.dial(dctx, "tcp", addr)
 	if err != nil {
 		return nil, &upstreamError{stage: "dial", host: fl.host, addr: addr, name: fl.host, rule: fl.rule, err: err}
 	}

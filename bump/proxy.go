@@ -1,7 +1,6 @@
 package bump
 
 import (
-	"bufio"
 	"fmt"
 	"log"
 	"net"
@@ -32,7 +31,7 @@ func (s *Server) newProxy() *goproxy.ProxyHttpServer {
 	// environment can loop into itself).
 	p.Tr = &http.Transport{
 		Proxy:                 nil,
-		DialContext:           s.cfg.Dial,
+		DialContext:           s.dial,
 		TLSHandshakeTimeout:   s.cfg.DialTimeout,
 		ResponseHeaderTimeout: 60 * time.Second,
 		MaxIdleConnsPerHost:   16,
@@ -47,32 +46,6 @@ func (s *Server) newProxy() *goproxy.ProxyHttpServer {
 	p.OnRequest().DoFunc(s.onPlainRequest)
 	p.OnResponse().DoFunc(s.onPlainResponse)
 	return p
-}
-
-// keepPipelined wraps goproxy: goproxy discards the bufio.Reader that
-// http.Server returns from Hijack, so bytes an app sent right behind its
-// CONNECT (a pipelined ClientHello) would be lost. The wrapper hands goproxy
-// a connection that serves those bytes first.
-func keepPipelined(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if h, ok := w.(http.Hijacker); ok && r.Method == http.MethodConnect {
-			w = pipelinedHijacker{ResponseWriter: w, h: h}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-type pipelinedHijacker struct {
-	http.ResponseWriter
-	h http.Hijacker
-}
-
-func (p pipelinedHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, rw, err := p.h.Hijack()
-	if err != nil || rw.Reader.Buffered() == 0 {
-		return c, rw, err
-	}
-	return &peekedConn{Conn: c, r: rw.Reader}, rw, nil
 }
 
 // serveNonProxy answers requests that are not proxy requests (a browser

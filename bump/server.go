@@ -57,6 +57,13 @@ type Config struct {
 	// If zero, 5 minutes.
 	IdleTimeout time.Duration
 
+	// MaxConnections bounds concurrent app connections on the proxy port
+	// and listeners together; more are answered 503 and closed. If zero, 4096.
+	MaxConnections int
+
+	// MaxHeaderBytes bounds a proxy request's header. If zero, 64 KiB.
+	MaxHeaderBytes int
+
 	// DrainTimeout is how long Serve waits for in-flight connections after
 	// its context ends before it closes them. If zero, 5 s.
 	DrainTimeout time.Duration
@@ -85,6 +92,12 @@ type Server struct {
 	upstreamBase map[*policy.Rule]*tls.Config
 
 	connID atomic.Uint64
+	active atomic.Int64 // admitted app connections, for MaxConnections
+
+	authCache credCache
+
+	selfMu sync.Mutex
+	self   []*net.TCPAddr // addresses tlsbridge listens on (loop refusal)
 
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{} // hijacked and not yet handed to http.Server
@@ -109,6 +122,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 5 * time.Minute
+	}
+	if cfg.MaxConnections == 0 {
+		cfg.MaxConnections = 4096
+	}
+	if cfg.MaxHeaderBytes == 0 {
+		cfg.MaxHeaderBytes = 64 << 10
 	}
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = 5 * time.Second
@@ -175,12 +194,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer stop()
 
 	hs := &http.Server{
-		Handler:           keepPipelined(s.proxy),
+		Handler:           s.front(s.proxy),
 		ReadHeaderTimeout: s.cfg.HandshakeTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          newStdLogger(s.log, logrus.DebugLevel),
 	}
+	s.addSelf(ln.Addr())
 	inner := newChanListener(ln.Addr())
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(inner) }()
@@ -231,38 +251,18 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// acceptLoop accepts raw connections, applies allow_clients and hands each to
-// a goroutine that sniffs for TLS on the proxy port.
+// acceptLoop admits connections and hands each to a goroutine that sniffs
+// for TLS on the proxy port.
 func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, inner *chanListener) error {
-	var delay time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.log.WithError(err).Warnf("accept: retrying in %v", delay)
-				time.Sleep(delay)
-				continue
-			}
-			return err
-		}
-		delay = 0
-		if !s.clientAllowed(c.RemoteAddr()) {
-			s.log.WithField(logfield.ClientAddr, c.RemoteAddr().String()).
-				Warn("client address not in allow_clients: connection refused")
-			c.Close()
-			continue
-		}
+	busy := busyResponse(s.cfg.MaxConnections)
+	return s.accept(ctx, ln, "proxy", busy, func(c net.Conn) bool {
 		s.handlers.Add(1)
 		go func() {
 			defer s.handlers.Done()
 			s.sniff(ctx, c, inner)
 		}()
-	}
+		return true
+	})
 }
 
 func (s *Server) clientAllowed(a net.Addr) bool {
@@ -285,6 +285,14 @@ func (s *Server) sniff(ctx context.Context, c net.Conn, inner *chanListener) {
 			WithError(err).Debug("client sent nothing: closed")
 		c.Close()
 		return
+	}
+	if first[0]&0x80 != 0 {
+		if b, err := br.Peek(3); err == nil && isSSLv2Hello(b) {
+			s.log.WithFields(logrus.Fields{logfield.ClientAddr: c.RemoteAddr().String(), logfield.Hint: clientHint(errSSLv2Hello, nil)}).
+				Warn("app sent an SSLv2-format ClientHello to the proxy port: closed")
+			c.Close()
+			return
+		}
 	}
 	c.SetReadDeadline(time.Time{})
 	var conn net.Conn = &peekedConn{Conn: c, r: br}

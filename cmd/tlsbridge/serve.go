@@ -58,7 +58,19 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer closeListeners(lns)
-	srv, err := bump.New(bump.Config{Policy: pol, Certs: cache, LeafKey: leafKey, Log: log, LeafMints: mints})
+	srv, err := bump.New(bump.Config{
+		Policy:           pol,
+		Certs:            cache,
+		LeafKey:          leafKey,
+		Log:              log,
+		LeafMints:        mints,
+		HandshakeTimeout: pol.Limits.HandshakeTimeout,
+		DialTimeout:      pol.Limits.UpstreamTimeout,
+		IdleTimeout:      pol.Limits.IdleTimeout,
+		DrainTimeout:     pol.Limits.DrainTimeout,
+		MaxConnections:   pol.Limits.MaxConnections,
+		MaxHeaderBytes:   pol.Limits.MaxHeaderBytes,
+	})
 	if err != nil {
 		ln.Close()
 		return err
