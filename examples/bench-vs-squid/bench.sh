@@ -8,7 +8,8 @@
 #
 # Not part of `make test` (examples/run.sh runs only examples/*/run.sh).
 # Knobs: BENCH_DURATION (5s), BENCH_CLIENTS (16), BENCH_IDLE (1000),
-# BENCH_COLD_HOSTS (20000), BENCH_OUT=DIR keeps results.jsonl and table.md,
+# BENCH_COLD_HOSTS (20000), BENCH_ROUNDS (1; the table shows each median),
+# BENCH_OUT=DIR keeps results.jsonl and table.md,
 # TLSBRIDGE_BENCH=PATH uses a built load tool instead of `go build`.
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$0")/../lib.sh"
@@ -27,6 +28,7 @@ DURATION=${BENCH_DURATION:-5s}
 CLIENTS=${BENCH_CLIENTS:-16}
 IDLE=${BENCH_IDLE:-1000}
 COLD_HOSTS=${BENCH_COLD_HOSTS:-20000}
+ROUNDS=${BENCH_ROUNDS:-1}
 BULK_BYTES=$((256 << 20))
 
 need nginx nginx
@@ -104,7 +106,9 @@ if ((SQUID)); then
 		die "DH parameters for squid's tls-dh"
 	{
 		echo "127.0.0.1 origin.test"
-		seq 0 $((COLD_HOSTS - 1)) | sed 's/.*/127.0.0.1 h&.origin.test/'
+		for ((r = 1; r <= ROUNDS; r++)); do
+			seq 0 $((COLD_HOSTS - 1)) | sed "s/.*/127.0.0.1 r$r-h&.origin.test/"
+		done
 	} >"$WORK/hosts"
 	"$CERTGEN" -c -s "$WORK/squid/ssl_db" -M 64MB >"$WORK/certgen-init.log" 2>&1 ||
 		die "security_file_certgen -c -s DIR -M 64MB failed" "$(cat "$WORK/certgen-init.log")"
@@ -151,31 +155,34 @@ for who in "${PROXIES[@]}"; do
 	run_bench warmup "$who" -d 1s
 done
 
-# Scenario ARGS; "cold" must run before any h*.origin.test is seen.
-SCENARIOS=(
-	"newconn-legacy|"
-	"newconn-rsa|-suites rsa"
-	"keepalive|-keepalive"
-	"bulk-cbc|-bulk $BULK_BYTES -path /bulk"
-	"bulk-gcm|-bulk $BULK_BYTES -path /bulk -tls 1.2 -suites modern"
-	"cold|-target h%d.origin.test:$NGINX_PORT -hosts $COLD_HOSTS"
-	"idle|-idle $IDLE"
-)
 i=0
-for s in "${SCENARIOS[@]}"; do
-	scen=${s%%|*}
-	read -r -a args <<<"${s#*|}"
-	order=("${PROXIES[@]}")
-	if ((i % 2 == 1 && SQUID)); then order=(squid tlsbridge); fi # alternate who goes first
-	for who in "${order[@]}"; do
-		run_bench "$scen" "$who" "${args[@]}"
+for ((round = 1; round <= ROUNDS; round++)); do
+	((ROUNDS == 1)) || echo "--- round $round of $ROUNDS"
+	# Scenario ARGS; each round's cold hosts (rN-h*.origin.test) are new.
+	SCENARIOS=(
+		"newconn-legacy|"
+		"newconn-rsa|-suites rsa"
+		"keepalive|-keepalive"
+		"bulk-cbc|-bulk $BULK_BYTES -path /bulk"
+		"bulk-gcm|-bulk $BULK_BYTES -path /bulk -tls 1.2 -suites modern"
+		"cold|-target r$round-h%d.origin.test:$NGINX_PORT -hosts $COLD_HOSTS"
+		"idle|-idle $IDLE"
+	)
+	for s in "${SCENARIOS[@]}"; do
+		scen=${s%%|*}
+		read -r -a args <<<"${s#*|}"
+		order=("${PROXIES[@]}")
+		if ((i % 2 == 1 && SQUID)); then order=(squid tlsbridge); fi # alternate who goes first
+		for who in "${order[@]}"; do
+			run_bench "$scen" "$who" "${args[@]}"
+		done
+		i=$((i + 1))
 	done
-	i=$((i + 1))
 done
 
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), Linux $(uname -r)"
-echo "$("$TLSBRIDGE" version 2>/dev/null | head -n 1), $(go version 2>/dev/null | awk '{print $3}')$( ((SQUID)) && echo ", $(squid -v | head -n 1)"), $(nginx -v 2>&1 | sed 's/.*: //'), $CLIENTS clients, $DURATION per run"
+echo "$("$TLSBRIDGE" version 2>/dev/null | head -n 1), $(go version 2>/dev/null | awk '{print $3}')$( ((SQUID)) && echo ", $(squid -v | head -n 1)"), $(nginx -v 2>&1 | sed 's/.*: //'), $CLIENTS clients, $DURATION per run$( ((ROUNDS > 1)) && echo ", median of $ROUNDS rounds")"
 echo
 jq -rs --argjson squid "$SQUID" -f "$EX_DIR/table.jq" "$RESULTS" | tee "$WORK/table.md"
 if [[ -n ${BENCH_OUT:-} ]]; then
