@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -78,6 +79,10 @@ func (ci *connInfo) fields() logrus.Fields {
 	}
 	if ci.status != 0 {
 		f[logfield.Status] = ci.status
+	}
+	if from, err := ci.stats.failure(); err != nil {
+		f[logfield.ClosedBy] = from
+		f[logrus.ErrorKey] = err.Error()
 	}
 	return f
 }
@@ -397,10 +402,23 @@ func requestLine(b []byte) (method, path string, ok bool) {
 	}
 	m, rest, ok1 := bytes.Cut(line, []byte(" "))
 	p, proto, ok2 := bytes.Cut(rest, []byte(" "))
-	if !ok1 || !ok2 || !bytes.HasPrefix(proto, []byte("HTTP/1.")) {
+	if !ok1 || !ok2 || !bytes.HasPrefix(proto, []byte("HTTP/1.")) || !isToken(m) || len(p) == 0 {
 		return "", "", false
 	}
 	return string(m), string(p), true
+}
+
+// isToken reports an RFC 9110 5.6.2 token, the syntax of a method.
+func isToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // statusCode extracts the status of an HTTP/1.x response's first line.

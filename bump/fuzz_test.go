@@ -328,26 +328,13 @@ func FuzzRequestLine(f *testing.F) {
 		if strings.Contains(m, " ") || strings.Contains(p, " ") || strings.Contains(m+p, "\r\n") {
 			t.Fatalf("requestLine(%q) = %q, %q: space or CRLF inside", b, m, p)
 		}
-		if !isToken(m) {
-			t.Skipf("BUG: requestLine(%q) returns method %q, which is not an RFC 9110 token: the access line shows it as the request's method", b, m)
+		if !isToken([]byte(m)) {
+			t.Fatalf("requestLine(%q) returns method %q, which is not an RFC 9110 token", b, m)
 		}
 		if !bytes.HasPrefix(b, []byte(m+" "+p+" HTTP/1.")) {
 			t.Fatalf("requestLine(%q) = %q, %q: not the start of the input", b, m, p)
 		}
 	})
-}
-
-// isToken reports an RFC 9110 5.6.2 token (a method).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 var statusCodeTests = []struct {
@@ -389,7 +376,7 @@ func FuzzStatusCode(f *testing.F) {
 		}
 		code := string(b[9:12])
 		if n != 0 && (code[0] < '1' || code[0] > '9' || !isDigits(code[1:])) {
-			t.Skipf("BUG: statusCode(%q) = %d: %q is not a status-code (RFC 9112 4: 3DIGIT); strconv.Atoi accepts signs and leading zeros", b, n, code)
+			t.Fatalf("statusCode(%q) = %d: %q is not a status-code (RFC 9112 4: 3DIGIT)", b, n, code)
 		}
 		if strconv.Itoa(n) != code {
 			t.Fatalf("statusCode(%q) = %d, want %s", b, n, code)

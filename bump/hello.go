@@ -89,10 +89,18 @@ func (e *helloError) Error() string { return "read client hello: " + e.kind.Erro
 func (e *helloError) Unwrap() error { return e.kind }
 
 // isSSLv2Hello reports the SSLv2-compatible ClientHello format (RFC 6101
-// appendix E.2): a 2-byte length with the high bit set, then message type 1.
+// appendix E.2): a 2-byte length with the high bit set, message type 1, then
+// the version.
 // Java 6 sends it when SSLv2Hello is enabled, and old OpenSSL with SSLv2 on.
 func isSSLv2Hello(b []byte) bool {
-	return len(b) >= 3 && b[0]&0x80 != 0 && b[2] == 0x01
+	if len(b) < 4 || b[0]&0x80 == 0 || b[2] != 0x01 {
+		return false
+	}
+	length := int(b[0]&0x7f)<<8 | int(b[1])
+	// The version's major byte: 0x00 (SSL 2.0's 0x0002) or 0x03 (an SSL 3 /
+	// TLS client in SSLv2-compatible format); the body holds at least the
+	// version and three length fields.
+	return (b[3] == 0x00 || b[3] == 0x03) && length >= 9
 }
 
 // replayConn serves the recorded ClientHello bytes before reading on.

@@ -34,6 +34,26 @@ type relayStats struct {
 	// firstIn/firstOut hold the start of the first chunk each way, for the
 	// access line's request and status (HTTP/1.x only; see accessFields).
 	firstIn, firstOut []byte
+
+	mu      sync.Mutex
+	err     error  // the first failure that ended the relay, if any
+	errFrom string // "app", "upstream" or "idle"
+}
+
+// fail records the first failure that ended the relay.
+func (st *relayStats) fail(from string, err error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.err == nil {
+		st.err, st.errFrom = err, from
+	}
+}
+
+// failure returns what ended the relay, if it did not end cleanly.
+func (st *relayStats) failure() (string, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.errFrom, st.err
 }
 
 // relay copies bytes both ways between the app and the upstream until both
@@ -43,6 +63,7 @@ func relay(app, upstream net.Conn, idle time.Duration, st *relayStats) {
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
 	w := newIdleWatch(idle, &last, func() {
+		st.fail("idle", errIdle)
 		app.Close()
 		upstream.Close()
 	})
@@ -50,9 +71,9 @@ func relay(app, upstream net.Conn, idle time.Duration, st *relayStats) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		(&copier{dst: app, src: upstream, n: &st.out, first: &st.firstOut, last: &last}).run()
+		(&copier{from: "upstream", dst: app, src: upstream, n: &st.out, first: &st.firstOut, last: &last, st: st}).run()
 	}()
-	(&copier{dst: upstream, src: app, n: &st.in, first: &st.firstIn, last: &last}).run()
+	(&copier{from: "app", dst: upstream, src: app, n: &st.in, first: &st.firstIn, last: &last, st: st}).run()
 	wg.Wait()
 	w.stop()
 	app.Close()
@@ -61,6 +82,8 @@ func relay(app, upstream net.Conn, idle time.Duration, st *relayStats) {
 
 // copier is one direction of a relay; a named type so stacks read well.
 type copier struct {
+	from     string // "app" or "upstream": the side src is
+	st       *relayStats
 	dst, src net.Conn
 	n        *atomic.Int64
 	first    *[]byte
@@ -105,12 +128,43 @@ func (c *copier) run() {
 			burst = nil
 		}
 		if rerr != nil {
-			if errors.Is(rerr, io.EOF) {
+			switch {
+			case errors.Is(rerr, io.EOF):
 				closeWrite(c.dst)
-			} else {
+			case errors.Is(rerr, net.ErrClosed):
+				// Closed here (idle timeout, shutdown, the other copier).
 				c.dst.Close()
+			default:
+				// A reset or a broken record: pass it on as a reset, not
+				// as a clean close_notify, or the other side could take
+				// a truncated close-delimited body as complete.
+				c.st.fail(c.from, rerr)
+				abort(c.dst)
 				c.src.Close()
 			}
+			return
+		}
+	}
+}
+
+// errIdle ends a relay that carried no bytes for the idle timeout.
+var errIdle = errors.New("idle timeout")
+
+// abort closes c's TCP connection with a reset (SO_LINGER 0), below any TLS
+// layer, so the peer sees the failure instead of a close_notify.
+func abort(c net.Conn) {
+	for {
+		switch cc := c.(type) {
+		case *net.TCPConn:
+			cc.SetLinger(0)
+			cc.Close()
+			return
+		case *tls.Conn:
+			c = cc.NetConn()
+		case interface{ NetConn() net.Conn }:
+			c = cc.NetConn()
+		default:
+			c.Close()
 			return
 		}
 	}

@@ -287,7 +287,7 @@ func (s *Server) sniff(ctx context.Context, c net.Conn, inner *chanListener) {
 		return
 	}
 	if first[0]&0x80 != 0 {
-		if b, err := br.Peek(3); err == nil && isSSLv2Hello(b) {
+		if b, err := br.Peek(4); err == nil && isSSLv2Hello(b) {
 			s.log.WithFields(logrus.Fields{logfield.ClientAddr: c.RemoteAddr().String(), logfield.Hint: clientHint(errSSLv2Hello, nil)}).
 				Warn("app sent an SSLv2-format ClientHello to the proxy port: closed")
 			c.Close()

@@ -30,4 +30,5 @@ const (
 	Listen         = "listen"
 	CADir          = "ca_dir"
 	Stage          = "stage"
+	ClosedBy       = "closed_by"
 )
