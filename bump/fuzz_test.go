@@ -299,7 +299,7 @@ var requestLineTests = []struct {
 	{"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "", "", false},
 	{"\x16\x03\x01\x00\x05hello\r\n", "", "", false},
 	{"", "", "", false},
-	{" / HTTP/1.1\r\n", "", "/", true},
+	{" / HTTP/1.1\r\n", "", "", false}, // no method: not a request line
 }
 
 func TestRequestLine(t *testing.T) {
