@@ -155,6 +155,13 @@ for who in "${PROXIES[@]}"; do
 	run_bench warmup "$who" -d 1s
 done
 
+# Idle memory once, first, while both processes are fresh: a later round
+# would start from memory that earlier loads left in squid's pools or Go's
+# heap and understate the growth per connection.
+for who in "${PROXIES[@]}"; do
+	run_bench idle "$who" -idle "$IDLE"
+done
+
 i=0
 for ((round = 1; round <= ROUNDS; round++)); do
 	((ROUNDS == 1)) || echo "--- round $round of $ROUNDS"
@@ -166,7 +173,6 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		"bulk-cbc|-bulk $BULK_BYTES -path /bulk"
 		"bulk-gcm|-bulk $BULK_BYTES -path /bulk -tls 1.2 -suites modern"
 		"cold|-target r$round-h%d.origin.test:$NGINX_PORT -hosts $COLD_HOSTS"
-		"idle|-idle $IDLE"
 	)
 	for s in "${SCENARIOS[@]}"; do
 		scen=${s%%|*}
