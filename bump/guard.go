@@ -66,6 +66,24 @@ func (s *Server) accept(ctx context.Context, ln net.Listener, name string, busy 
 	}
 }
 
+// acceptUntilDone runs loop (an accept loop on ln) until it returns or ctx
+// ends; then ln is closed, cancel is called and loop's error returned once
+// it has stopped.
+func acceptUntilDone(ctx context.Context, cancel context.CancelFunc, ln net.Listener, loop func() error) error {
+	acceptErr := make(chan error, 1)
+	go func() { acceptErr <- loop() }()
+	var err error
+	select {
+	case <-ctx.Done():
+		ln.Close()
+		err = <-acceptErr
+	case err = <-acceptErr:
+		cancel()
+		ln.Close()
+	}
+	return err
+}
+
 // busyResponse is what a proxy client over the connection limit reads.
 func busyResponse(max int) []byte {
 	body := fmt.Sprintf("tlsbridge: too many connections (limits.max_connections = %d); try again later\n", max)

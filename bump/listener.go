@@ -56,17 +56,7 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener, l *policy.L
 		conns: newConnSet(),
 	}
 
-	acceptErr := make(chan error, 1)
-	go func() { acceptErr <- fl.acceptLoop(ctx, ln) }()
-	var err error
-	select {
-	case <-ctx.Done():
-		ln.Close()
-		err = <-acceptErr
-	case err = <-acceptErr:
-		cancel()
-		ln.Close()
-	}
+	err := acceptUntilDone(ctx, cancel, ln, func() error { return fl.acceptLoop(ctx, ln) })
 	fl.conns.shutdown(s.cfg.DrainTimeout)
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("%s: accept on %s: %w", l.Name, fl.addr, err)

@@ -205,18 +205,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(inner) }()
 
-	acceptErr := make(chan error, 1)
-	go func() { acceptErr <- s.acceptLoop(ctx, ln, inner) }()
-
-	var err error
-	select {
-	case <-ctx.Done():
-		ln.Close()
-		err = <-acceptErr
-	case err = <-acceptErr:
-		cancel()
-		ln.Close()
-	}
+	err := acceptUntilDone(ctx, cancel, ln, func() error { return s.acceptLoop(ctx, ln, inner) })
 	inner.Close()
 	s.mu.Lock()
 	s.closing = true // no new hijacks: handlers.Add must not race handlers.Wait

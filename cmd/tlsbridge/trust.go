@@ -45,27 +45,19 @@ func parseTrustFlags(name string, args []string, stderr io.Writer) (trustFlags, 
 // runCAInstall is "tlsbridge ca install": add the CA to the trust stores
 // and say, per store, what happened.
 func runCAInstall(args []string, stdout, stderr io.Writer) error {
-	tf, opts, err := parseTrustFlags("ca install", args, stderr)
-	if err != nil {
-		return ignoreHelp(err)
-	}
-	a, err := loadCA(tf.commonFlags)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "CA %q (%s)\n", a.Cert.Subject.CommonName, a.CertPath())
-	res, err := a.Install(opts)
-	printResults(stdout, res)
-	if err != nil {
-		return fmt.Errorf("%w\nfix the stores above, then run tlsbridge ca install %s again", err, storesArg(tf.stores))
-	}
-	fmt.Fprintln(stdout, "apps that read these stores now trust tlsbridge; apps with their own store: tlsbridge ca export -out tlsbridge-ca.pem (see docs/trust.md)")
-	return nil
+	return runTrustOp("install", args, stdout, stderr, (*ca.Authority).Install,
+		"apps that read these stores now trust tlsbridge; apps with their own store: tlsbridge ca export -out tlsbridge-ca.pem (see docs/trust.md)")
 }
 
 // runCAUninstall is "tlsbridge ca uninstall".
 func runCAUninstall(args []string, stdout, stderr io.Writer) error {
-	tf, opts, err := parseTrustFlags("ca uninstall", args, stderr)
+	return runTrustOp("uninstall", args, stdout, stderr, (*ca.Authority).Uninstall, "")
+}
+
+// runTrustOp runs install or uninstall over the stores the flags name and
+// prints one line per store; done is printed after a full success.
+func runTrustOp(verb string, args []string, stdout, stderr io.Writer, op func(*ca.Authority, ca.TrustOptions) ([]ca.StoreResult, error), done string) error {
+	tf, opts, err := parseTrustFlags("ca "+verb, args, stderr)
 	if err != nil {
 		return ignoreHelp(err)
 	}
@@ -74,10 +66,13 @@ func runCAUninstall(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "CA %q (%s)\n", a.Cert.Subject.CommonName, a.CertPath())
-	res, err := a.Uninstall(opts)
+	res, err := op(a, opts)
 	printResults(stdout, res)
 	if err != nil {
-		return fmt.Errorf("%w\nfix the stores above, then run tlsbridge ca uninstall %s again", err, storesArg(tf.stores))
+		return fmt.Errorf("%w\nfix the stores above, then run tlsbridge ca %s %s again", err, verb, storesArg(tf.stores))
+	}
+	if done != "" {
+		fmt.Fprintln(stdout, done)
 	}
 	return nil
 }
