@@ -82,6 +82,7 @@ func (s *summary) writeJSON(w io.Writer) error {
 	// Round so the line stays readable; NaN/Inf cannot occur (guards above).
 	r := func(x *float64, digits float64) { *x = math.Round(*x*digits) / digits }
 	r(&s.Seconds, 1000)
+	r(&s.CPUSeconds, 1000)
 	r(&s.OpsPerSec, 10)
 	r(&s.CPUPerOpUs, 10)
 	r(&s.MBPerSec, 10)
