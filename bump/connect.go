@@ -226,7 +226,7 @@ func (s *Server) bump(ctx context.Context, client net.Conn, ci *connInfo, rule *
 		}
 		return s.cfg.Certs.Get(name, s.leafKeyFor(hi))
 	})
-	app := tls.Server(&replayConn{Conn: client, pending: hello.recorded}, cfg)
+	app := tls.Server(&batchConn{Conn: &replayConn{Conn: client, pending: hello.recorded}}, cfg)
 	if err := app.HandshakeContext(ctx); err != nil {
 		if upstream != nil {
 			upstream.Close()

@@ -71,9 +71,11 @@ func relay(app, upstream net.Conn, idle time.Duration, st *relayStats) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		(&copier{from: "upstream", dst: app, src: upstream, n: &st.out, first: &st.firstOut, last: &last, st: st}).run()
+		(&copier{from: "upstream", dst: app, src: upstream, n: &st.out, first: &st.firstOut, last: &last, st: st,
+			batch: batcherOf(app)}).run()
 	}()
-	(&copier{from: "app", dst: upstream, src: app, n: &st.in, first: &st.firstIn, last: &last, st: st}).run()
+	(&copier{from: "app", dst: upstream, src: app, n: &st.in, first: &st.firstIn, last: &last, st: st,
+		joinSplit: splitsRecords(app)}).run()
 	wg.Wait()
 	w.stop()
 	app.Close()
@@ -86,8 +88,13 @@ type copier struct {
 	st       *relayStats
 	dst, src net.Conn
 	n        *atomic.Int64
-	first    *[]byte
-	last     *atomic.Int64
+	// batch, when set, gathers the records of one write to dst into one
+	// syscall; joinSplit reads the rest of a 1/n-1 split message from src
+	// before writing (see batch.go).
+	batch     *batchConn
+	joinSplit bool
+	first     *[]byte
+	last      *atomic.Int64
 }
 
 // firstChunkMax bounds how much of the first chunk is kept for logging.
@@ -107,12 +114,23 @@ func (c *copier) run() {
 			buf = *burst
 		}
 		nr, rerr := c.src.Read(buf)
+		if nr == 1 && rerr == nil && c.joinSplit {
+			nr, rerr = c.readRest(buf)
+		}
 		if nr > 0 {
 			if *c.first == nil {
 				*c.first = append([]byte(nil), buf[:min(nr, firstChunkMax)]...)
 			}
 			c.last.Store(time.Now().UnixNano())
+			if c.batch != nil {
+				c.batch.start()
+			}
 			nw, werr := c.dst.Write(buf[:nr])
+			if c.batch != nil {
+				if err := c.batch.flush(); werr == nil {
+					werr = err
+				}
+			}
 			c.n.Add(int64(nw))
 			if werr != nil {
 				// The other side is gone: stop both directions.
@@ -145,6 +163,18 @@ func (c *copier) run() {
 			return
 		}
 	}
+}
+
+// readRest reads the rest of a 1/n-1 split message whose 1-byte record is in
+// buf[0], waiting at most splitWait for it.
+func (c *copier) readRest(buf []byte) (int, error) {
+	c.src.SetReadDeadline(time.Now().Add(splitWait))
+	m, err := c.src.Read(buf[1:])
+	c.src.SetReadDeadline(time.Time{})
+	if err != nil && isTimeout(err) {
+		err = nil // a message of one byte: nothing more was sent
+	}
+	return 1 + m, err
 }
 
 // errIdle ends a relay that carried no bytes for the idle timeout.
