@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// recorder collects the outcome of every operation of a load run.
+type recorder struct {
+	mu        sync.Mutex
+	ops       int64
+	errs      int64
+	latencies []time.Duration
+	firstErr  error
+	state     *tls.ConnectionState // of the first successful handshake
+}
+
+func (r *recorder) record(d time.Duration, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.errs++
+		if r.firstErr == nil {
+			r.firstErr = err
+		}
+		return
+	}
+	r.ops++
+	r.latencies = append(r.latencies, d)
+}
+
+func (r *recorder) handshake(c *tls.Conn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state == nil {
+		st := c.ConnectionState()
+		r.state = &st
+	}
+}
+
+// load runs o.clients simulated apps for o.duration.
+func load(ctx context.Context, o *options, base *tls.Config) (*summary, error) {
+	cpu0, err := startCPU(o)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.duration)
+	defer cancel()
+	rec := &recorder{}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range o.clients {
+		wg.Go(func() { client(ctx, o, base, i, rec) })
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	s := newSummary(o, "new-conn")
+	if o.keepAlive {
+		s.Mode = "keep-alive"
+	}
+	s.Seconds = elapsed.Seconds()
+	s.Ops, s.Errors = rec.ops, rec.errs
+	s.OpsPerSec = float64(rec.ops) / elapsed.Seconds()
+	slices.Sort(rec.latencies)
+	s.P50Ms = ms(percentile(rec.latencies, 50))
+	s.P99Ms = ms(percentile(rec.latencies, 99))
+	s.setState(rec.state)
+	if rec.firstErr != nil {
+		s.FirstError = rec.firstErr.Error()
+	}
+	if err := s.setCPU(o, cpu0); err != nil {
+		return nil, err
+	}
+	if s.Ops > 0 && s.CPUSeconds > 0 {
+		s.CPUPerOpUs = s.CPUSeconds * 1e6 / float64(s.Ops)
+	}
+	return s, nil
+}
+
+// client runs one simulated app until ctx ends. Errors caused by the end
+// of the run are not counted: a dial may see the deadline pass before
+// ctx.Err() reports it.
+func client(ctx context.Context, o *options, base *tls.Config, id int, rec *recorder) {
+	deadline, _ := ctx.Deadline()
+	over := func() bool { return ctx.Err() != nil || !time.Now().Before(deadline) }
+	n := id
+	for !over() {
+		target := o.target
+		if o.hosts > 0 {
+			target = hostN(o.target, n%o.hosts)
+			n += o.clients
+		}
+		t0 := time.Now()
+		conn, br, err := dial(ctx, o, base, target)
+		if err != nil {
+			if !over() {
+				rec.record(0, err)
+			}
+			continue
+		}
+		rec.handshake(conn)
+		for {
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			_, err := get(conn, br, target, o.path)
+			if over() {
+				break
+			}
+			rec.record(time.Since(t0), err)
+			if err != nil || !o.keepAlive {
+				break
+			}
+			t0 = time.Now()
+		}
+		conn.Close()
+	}
+}
+
+func hostN(target string, n int) string {
+	return strings.Replace(target, "%d", strconv.Itoa(n), 1)
+}
+
+// dial does CONNECT and the app's TLS handshake with full verification.
+func dial(ctx context.Context, o *options, base *tls.Config, target string) (*tls.Conn, *bufio.Reader, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	raw, err := d.DialContext(ctx, "tcp", o.proxy)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(raw, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+	br := bufio.NewReader(raw)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		raw.Close()
+		return nil, nil, fmt.Errorf("CONNECT %s: %w", target, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		raw.Close()
+		return nil, nil, fmt.Errorf("CONNECT %s: %s", target, resp.Status)
+	}
+	if br.Buffered() > 0 {
+		raw.Close()
+		return nil, nil, fmt.Errorf("CONNECT %s: %d unexpected bytes after the 200", target, br.Buffered())
+	}
+	host, _, _ := net.SplitHostPort(target)
+	cfg := base.Clone()
+	cfg.ServerName = host
+	tc := tls.Client(raw, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, nil, fmt.Errorf("TLS handshake with %s: %w", target, err)
+	}
+	raw.SetDeadline(time.Time{})
+	return tc, bufio.NewReaderSize(tc, 16<<10), nil
+}
+
+// get sends one GET, reads the whole response and returns the body size.
+func get(c *tls.Conn, br *bufio.Reader, target, path string) (int64, error) {
+	// Host carries the port unless it is https's default (RFC 9110 7.2):
+	// a proxy that routes by Host (squid) would otherwise dial port 443.
+	host := target
+	if h, port, _ := net.SplitHostPort(target); port == "443" {
+		host = h
+	}
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tlsbridge-bench\r\n\r\n", path, host); err != nil {
+		return 0, err
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return n, err
+}
