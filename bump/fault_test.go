@@ -28,8 +28,8 @@ import (
 // Timeouts of the fault proxy: short, so the faults are quick to prove, and
 // long enough for a TLS 1.0 handshake under the race detector.
 const (
-	faultHandshakeTimeout = 500 * time.Millisecond
-	faultDialTimeout      = 300 * time.Millisecond
+	faultHandshakeTimeout = 1500 * time.Millisecond
+	faultDialTimeout      = 2 * time.Second
 )
 
 // loopbackDial is Config.Dial for tests: loopback addresses are dialled, any

@@ -506,7 +506,7 @@ func TestCertificateCache(t *testing.T) {
 
 func TestBadInputKeepsServing(t *testing.T) {
 	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
-	p := startProxy(t, pinConfig(o, "origin.test", "bump", ""), func(c *Config) { c.HandshakeTimeout = 300 * time.Millisecond })
+	p := startProxy(t, pinConfig(o, "origin.test", "bump", ""), func(c *Config) { c.HandshakeTimeout = time.Second })
 
 	t.Run("silent-client-closed", func(t *testing.T) {
 		c, err := net.Dial("tcp", p.addr)
