@@ -113,7 +113,7 @@ func (e *upstreamError) explain() (status int, cause, fix string) {
 	}
 	if code, ok := remoteAlert(e.err); ok && code == alertProtocolVersion {
 		return http.StatusBadGateway,
-			fmt.Sprintf("The server %s does not accept %s, the versions tlsbridge may offer it (min_tls/max_tls of %s); it refused with a protocol_version alert.", e.server(), versionRange(e.offers), ruleKey),
+			fmt.Sprintf("The server %s refused the TLS versions tlsbridge may offer it, %s (min_tls/max_tls of %s), with a protocol_version alert.", e.server(), versionRange(e.offers), ruleKey),
 			fmt.Sprintf("Lower `min_tls` in %s to a version the server supports (keep it at 1.2 or more unless you must), or upgrade the server.", ruleKey)
 	}
 	return http.StatusBadGateway,

@@ -35,7 +35,8 @@ func TestMetrics(t *testing.T) {
 	defer backend.Close()
 
 	authority := catest.New(t)
-	p := startProxyCA(t, authority, fmt.Sprintf(`
+	_, backendPort, _ := net.SplitHostPort(backend.Listener.Addr().String())
+	p := startProxyCA(t, authority, "connect_ports = [443, "+backendPort+"]\n"+fmt.Sprintf(`
 [upstream]
 ca_files = [%q]
 

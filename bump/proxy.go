@@ -72,6 +72,11 @@ func (s *Server) onPlainRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.R
 	if st.rule.Action == policy.ActionDeny {
 		return r, textResponse(r, http.StatusForbidden, fmt.Sprintf("tlsbridge: %s:%d is denied by %s\n", host, port, st.rule.Name))
 	}
+	// Plain HTTP goes to port 80 and to connect_ports, nowhere else: a
+	// proxy that forwards to any port is a port scanner for its clients.
+	if port != 80 && !pol.AllowsPort(port) {
+		return r, textResponse(r, http.StatusForbidden, fmt.Sprintf("tlsbridge: plain HTTP to port %d is not allowed (port 80 and connect_ports %v are); add it to connect_ports to allow it\n", port, pol.ConnectPorts))
+	}
 	return r, nil
 }
 

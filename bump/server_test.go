@@ -566,9 +566,16 @@ func TestPlainHTTPForwarded(t *testing.T) {
 		fmt.Fprint(w, "plain ok")
 	}))
 	defer backend.Close()
-	p := startProxy(t, "")
-	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: p.addr})}}
+	_, port, _ := net.SplitHostPort(backend.Listener.Addr().String())
+	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: startProxy(t, "").addr})}}
 	resp, body := get(t, c, backend.URL+"/x")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "connect_ports") {
+		t.Errorf("GET to port %s outside connect_ports = %d %q, want 403 naming connect_ports", port, resp.StatusCode, body)
+	}
+
+	p := startProxy(t, fmt.Sprintf("connect_ports = [443, %s]\n", port))
+	c = &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: p.addr})}}
+	resp, body = get(t, c, backend.URL+"/x")
 	if resp.StatusCode != 200 || body != "plain ok" {
 		t.Errorf("GET through proxy = %d %q, want 200 \"plain ok\"", resp.StatusCode, body)
 	}

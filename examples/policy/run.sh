@@ -18,7 +18,7 @@ BODY='\{ "test": "proxy-test" \}'
 make_origin_certs "$WORK"
 start_nginx "$EX_DIR/nginx.conf" "NGINX_PORT=$NGINX_PORT" "NGINX12_PORT=$NGINX12_PORT" "HTTP_PORT=$HTTP_PORT"
 render "$EX_DIR/config.toml" "$WORK/config.toml" "PROXY_PORT=$PROXY_PORT" \
-	"NGINX_PORT=$NGINX_PORT" "NGINX12_PORT=$NGINX12_PORT"
+	"NGINX_PORT=$NGINX_PORT" "NGINX12_PORT=$NGINX12_PORT" "HTTP_PORT=$HTTP_PORT"
 start_tlsbridge "$WORK/config.toml"
 CA="$WORK/tlsbridge-ca.pem"
 ORIGIN_CA="$WORK/nginx-ca.pem"
@@ -107,7 +107,10 @@ out=$(printf 'GET /index.json HTTP/1.1\r\nHost: untrusted.takap.dev\r\nConnectio
 expect "origin CA not in ca_files: openssl s_client -tls1 AES128-SHA gets HTTP 502 inside its verified TLS session" \
 	"$(grep -E 'Verify return code|HTTP/1' <<<"$out" | paste -sd' ' -)" 'Verify return code: 0 \(ok\).*HTTP/1\.[01] 502'
 
-# Plain http:// through the proxy is forwarded.
+# Plain http:// through the proxy is forwarded to port 80 and connect_ports,
+# and refused elsewhere.
+pcurl out "http://127.0.0.1:$NGINX12_PORT/index.json" || true
+expect "plain http:// to a port outside connect_ports: $(grep -Eo 'status=[0-9]+' <<<"$out")" "$out" 'status=403'
 if pcurl out "http://127.0.0.1:$HTTP_PORT/index.json" && grep -Eq "$BODY" <<<"$out"; then
 	pass "plain http:// through the proxy: forwarded ($(grep -Eo 'status=[0-9]+' <<<"$out"))"
 else
