@@ -78,7 +78,9 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	var stderr syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"run", "-config", cfg, "-ca-dir", t.TempDir()}, &syncBuffer{}, &stderr) }()
+	go func() {
+		done <- run(ctx, []string{"run", "-config", cfg, "-ca-dir", t.TempDir()}, &syncBuffer{}, &stderr)
+	}()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
