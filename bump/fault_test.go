@@ -206,57 +206,15 @@ func TestFaults(t *testing.T) {
 		selfAddr  atomic.Pointer[string]
 		selfDials atomic.Int64
 	)
-	p := startProxy(t, fmt.Sprintf(`
-[upstream]
-ca_files = [%q, %q, %q]
-
-[[rule]]
-hosts = ["good.test"]
-action = "bump"
-[rule.upstream]
-address = %q
-server_name = "origin.test"
-
-[[rule]]
-hosts = ["refused.test"]
-action = "bump"
-[rule.upstream]
-address = %q
-
-[[rule]]
-hosts = ["hang.test"]
-action = "bump"
-[rule.upstream]
-address = %q
-
-[[rule]]
-hosts = ["reset.test"]
-action = "bump"
-[rule.upstream]
-address = %q
-server_name = "origin.test"
-
-[[rule]]
-hosts = ["reset-close.test"]
-action = "bump"
-[rule.upstream]
-address = %q
-server_name = "origin.test"
-
-[[rule]]
-hosts = ["wrongname.test"]
-action = "bump"
-[rule.upstream]
-address = %q
-
-[[rule]]
-hosts = ["tunnel.nxdomain.invalid"]
-action = "tunnel"
-
-[[rule]]
-hosts = ["*.invalid"]
-action = "bump"
-`, good.caFile, resetCA, resetCloseCA, good.addr, refusedAddr, hangAddr, resetAddr, resetCloseAddr, good.addr), func(c *Config) {
+	p := startProxy(t, caFiles(good.caFile, resetCA, resetCloseCA)+
+		pinRule("good.test", "bump", good.addr, originName)+
+		pinRule("refused.test", "bump", refusedAddr)+
+		pinRule("hang.test", "bump", hangAddr)+
+		pinRule("reset.test", "bump", resetAddr, originName)+
+		pinRule("reset-close.test", "bump", resetCloseAddr, originName)+
+		pinRule("wrongname.test", "bump", good.addr)+
+		pinRule("tunnel.nxdomain.invalid", "tunnel", "")+
+		pinRule("*.invalid", "bump", ""), func(c *Config) {
 		c.HandshakeTimeout = faultHandshakeTimeout
 		c.DialTimeout = faultDialTimeout
 		c.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -597,30 +555,10 @@ action = "bump"
 func testConnectToSelf(t *testing.T, p *proxy, good *origin, selfDials *atomic.Int64) {
 	_, selfPort, _ := net.SplitHostPort(p.addr)
 	old := p.srv.Policy()
-	pol, err := policy.Parse([]byte(fmt.Sprintf(`
-connect_ports = [443, %s]
-[upstream]
-ca_files = [%q]
-
-[[rule]]
-hosts = ["good.test"]
-action = "bump"
-[rule.upstream]
-address = %q
-server_name = "origin.test"
-
-[[rule]]
-hosts = ["self-bump.test"]
-action = "bump"
-[rule.upstream]
-address = %q
-
-[[rule]]
-hosts = ["self-tunnel.test"]
-action = "tunnel"
-[rule.upstream]
-address = %q
-`, selfPort, good.caFile, good.addr, p.addr, p.addr)), "")
+	pol, err := policy.Parse([]byte("connect_ports = [443, "+selfPort+"]\n"+caFiles(good.caFile)+
+		pinRule("good.test", "bump", good.addr, originName)+
+		pinRule("self-bump.test", "bump", p.addr)+
+		pinRule("self-tunnel.test", "tunnel", p.addr)), "")
 	if err != nil {
 		t.Fatal(err)
 	}

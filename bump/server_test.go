@@ -251,6 +251,35 @@ func get(t testing.TB, c *http.Client, u string) (*http.Response, string) {
 	return resp, string(b)
 }
 
+// pinRule is one [[rule]] for host with action, dialling addr (if not
+// empty); upstream holds extra [rule.upstream] lines such as
+// `server_name = "origin.test"`.
+func pinRule(host, action, addr string, upstream ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n[[rule]]\nhosts = [%q]\naction = %q\n", host, action)
+	if addr != "" || len(upstream) > 0 {
+		b.WriteString("[rule.upstream]\n")
+	}
+	if addr != "" {
+		fmt.Fprintf(&b, "address = %q\n", addr)
+	}
+	for _, l := range upstream {
+		b.WriteString(l + "\n")
+	}
+	return b.String()
+}
+
+// caFiles is an [upstream] section trusting files.
+func caFiles(files ...string) string {
+	q := make([]string, len(files))
+	for i, f := range files {
+		q[i] = fmt.Sprintf("%q", f)
+	}
+	return "[upstream]\nca_files = [" + strings.Join(q, ", ") + "]\n"
+}
+
+const originName = `server_name = "origin.test"`
+
 // pinConfig is a config whose one rule sends host to the origin's address.
 func pinConfig(o *origin, host, action, extra string) string {
 	return fmt.Sprintf(`
@@ -377,43 +406,12 @@ func TestUpstreamFailuresAnswer502InsideTLS(t *testing.T) {
 	closedLn, _ := net.Listen("tcp", "127.0.0.1:0")
 	closedAddr := closedLn.Addr().String()
 	closedLn.Close()
-	p := startProxy(t, fmt.Sprintf(`
-[upstream]
-ca_files = [%q]
-
-[[rule]]
-hosts = ["modern.test"]
-action = "bump"
-[rule.upstream]
-address = %q
-min_tls = "1.3"
-
-[[rule]]
-hosts = ["untrusted.test"]
-action = "bump"
-[rule.upstream]
-address = %q
-server_name = "origin.test"
-
-[[rule]]
-hosts = ["down.test"]
-action = "bump"
-[rule.upstream]
-address = %q
-
-[[rule]]
-hosts = ["wrongname.test"]
-action = "bump"
-[rule.upstream]
-address = %q
-
-[[rule]]
-hosts = ["renamed.test"]
-action = "bump"
-[rule.upstream]
-address = %q
-server_name = "origin.test"
-`, tls12only.caFile, tls12only.addr, untrusted.addr, closedAddr, tls12only.addr, tls12only.addr))
+	p := startProxy(t, caFiles(tls12only.caFile)+
+		pinRule("modern.test", "bump", tls12only.addr, `min_tls = "1.3"`)+
+		pinRule("untrusted.test", "bump", untrusted.addr, originName)+
+		pinRule("down.test", "bump", closedAddr)+
+		pinRule("wrongname.test", "bump", tls12only.addr)+
+		pinRule("renamed.test", "bump", tls12only.addr, originName))
 
 	client := p.legacyClient(t, clientOpts{version: tls.VersionTLS10})
 	for _, tt := range []struct {
