@@ -151,10 +151,7 @@ func (s *Server) handleConnect(req *http.Request, client net.Conn, _ *goproxy.Pr
 		s.warnClient(ci, err, nil)
 		return
 	}
-	ci.sni = hello.info.ServerName
-	lo, hi := offeredRange(hello.info.SupportedVersions)
-	ci.clientOffered = versionName(lo) + "-" + versionName(hi)
-	s.metrics.hello(hi)
+	hi := s.noteHello(ci, hello)
 	if rule.Action == policy.ActionAuto {
 		// The app can meet the upstream minimum on its own: keep its TLS
 		// end to end, untouched.
@@ -176,6 +173,16 @@ func (s *Server) handleConnect(req *http.Request, client net.Conn, _ *goproxy.Pr
 		return
 	}
 	handedOff = s.bump(ctx, client, ci, rule, hello)
+}
+
+// noteHello records what an app's ClientHello offered, for the access line
+// and the metrics, and returns the highest version offered.
+func (s *Server) noteHello(ci *connInfo, h *clientHello) uint16 {
+	ci.sni = h.info.ServerName
+	lo, hi := offeredRange(h.info.SupportedVersions)
+	ci.clientOffered = versionName(lo) + "-" + versionName(hi)
+	s.metrics.hello(hi)
+	return hi
 }
 
 // release ends the server's ownership of a hijacked connection.

@@ -135,10 +135,7 @@ func (fl *fixedListener) serveTLS(ctx context.Context, c net.Conn, ci *connInfo)
 		s.warnClient(ci, err, nil)
 		return
 	}
-	ci.sni = hello.info.ServerName
-	lo, hi := offeredRange(hello.info.SupportedVersions)
-	ci.clientOffered = versionName(lo) + "-" + versionName(hi)
-	s.metrics.hello(hi)
+	hi := s.noteHello(ci, hello)
 	if hi < tls.VersionTLS10 || !sharesSuite(hello.info.CipherSuites) {
 		s.warnClient(ci, errors.New("the app's ClientHello cannot be served"), hello)
 		return

@@ -36,35 +36,11 @@ func TestMetrics(t *testing.T) {
 
 	authority := catest.New(t)
 	_, backendPort, _ := net.SplitHostPort(backend.Listener.Addr().String())
-	p := startProxyCA(t, authority, "connect_ports = [443, "+backendPort+"]\n"+fmt.Sprintf(`
-[upstream]
-ca_files = [%q]
-
-[[rule]]
-hosts = ["bumped.test"]
-action = "bump"
-[rule.upstream]
-address = %q
-server_name = "origin.test"
-
-[[rule]]
-hosts = ["origin.test"]
-action = "auto"
-[rule.upstream]
-address = %q
-server_name = "origin.test"
-
-[[rule]]
-hosts = ["untrusted.test"]
-action = "bump"
-[rule.upstream]
-address = %q
-server_name = "origin.test"
-
-[[rule]]
-hosts = ["*.denied.test"]
-action = "deny"
-`, o.caFile, o.addr, o.addr, untrusted.addr), func(c *Config) {
+	p := startProxyCA(t, authority, "connect_ports = [443, "+backendPort+"]\n"+caFiles(o.caFile)+
+		pinRule("bumped.test", "bump", o.addr, originName)+
+		pinRule("origin.test", "auto", o.addr, originName)+
+		pinRule("untrusted.test", "bump", untrusted.addr, originName)+
+		pinRule("*.denied.test", "deny", ""), func(c *Config) {
 		// A cache whose mints are timed, as cmd/tlsbridge builds it.
 		mints := NewLeafMints()
 		certs, err := ca.NewCache(authority, ca.CacheConfig{OnMint: mints.Observe})

@@ -47,24 +47,9 @@ func TestSoak(t *testing.T) {
 
 	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
 	warns := &tailWriter{}
-	p := startProxy(t, fmt.Sprintf(`
-[upstream]
-ca_files = [%q]
-
-[[rule]]
-hosts = ["bump.soak.test"]
-action = "bump"
-[rule.upstream]
-address = %q
-server_name = "origin.test"
-
-[[rule]]
-hosts = ["auto.soak.test"]
-action = "auto"
-[rule.upstream]
-address = %q
-server_name = "origin.test"
-`, o.caFile, o.addr, o.addr), func(c *Config) {
+	p := startProxy(t, caFiles(o.caFile)+
+		pinRule("bump.soak.test", "bump", o.addr, originName)+
+		pinRule("auto.soak.test", "auto", o.addr, originName), func(c *Config) {
 		// Access lines (Info) would pile up in the test's log buffer and
 		// show as heap growth; failures (Warn) are counted instead.
 		l := logrus.New()
