@@ -89,7 +89,7 @@ connect_ports = [443, 8443]
 [ca]
 dir = "ca-dir"
 leaf_key = "ecdsa-p256"
-permitted_hosts = ["Example.COM", ".internal.example"]
+permitted_hosts = ["Example.COM", ".internal.example", "10.1.0.0/16", "192.0.2.7"]
 
 [client]
 min_tls = "1.0"
@@ -173,7 +173,7 @@ func TestParseFull(t *testing.T) {
 		{"ConnectPorts", p.ConnectPorts, []int{443, 8443}},
 		{"CA.Dir", p.CA.Dir, filepath.Join(dir, "ca-dir")},
 		{"CA.LeafKey", p.CA.LeafKey, "ecdsa-p256"},
-		{"CA.PermittedHosts", p.CA.PermittedHosts, []string{"example.com", ".internal.example"}},
+		{"CA.PermittedHosts", p.CA.PermittedHosts, []string{"example.com", ".internal.example", "10.1.0.0/16", "192.0.2.7"}},
 		{"Client", p.Client, ClientTLS{tls.VersionTLS10, tls.VersionTLS12}},
 		{"Upstream.CAFiles", p.Upstream.CAFiles, []string{otherPath}},
 		{"Upstream.RootCAs has other", poolHas(p.Upstream.RootCAs, other), true},

@@ -394,10 +394,17 @@ func parseClientPrefix(s string) (netip.Prefix, error) {
 // normalizePermitted normalizes a ca.permitted_hosts entry, keeping the
 // leading "." that RFC 5280 name constraints use for "subdomains only".
 func normalizePermitted(h string) (string, error) {
+	// IP ranges constrain IP-literal hosts (the CA's IPAddresses subtree).
+	if p, err := netip.ParsePrefix(h); err == nil {
+		return p.Masked().String(), nil
+	}
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.Unmap().String(), nil
+	}
 	dot := strings.HasPrefix(h, ".")
 	name := strings.TrimPrefix(h, ".")
 	if strings.ContainsAny(name, "*:/") {
-		return "", errors.New("not a domain name (no wildcards, ports or CIDRs)")
+		return "", errors.New("not a domain name, IP address or CIDR (no wildcards or ports)")
 	}
 	n, err := normalizeName(name)
 	if err != nil {
