@@ -121,8 +121,7 @@ func (s *Server) front(next http.Handler) http.Handler {
 		if r.Method == http.MethodConnect || r.URL.IsAbs() {
 			host, port := splitTarget(r.URL.Host, defaultPort(r))
 			if s.isSelf(host, port) {
-				s.log.WithFields(logrus.Fields{logfield.ClientAddr: r.RemoteAddr, logfield.Host: host, logfield.Port: port, logfield.Status: http.StatusLoopDetected}).
-					Warn("request aimed at tlsbridge itself: refused (it would loop)")
+				s.refused(r, host, port, "loop", http.StatusLoopDetected, "request aimed at tlsbridge itself: refused (it would loop)")
 				http.Error(w, fmt.Sprintf("tlsbridge: %s is tlsbridge's own address; a request through the proxy to itself would loop", r.URL.Host), http.StatusLoopDetected)
 				return
 			}
@@ -191,10 +190,22 @@ func (s *Server) authorized(a *policy.Auth, r *http.Request) (user string, ok bo
 
 // askCredentials answers 407 with a Proxy-Authenticate challenge.
 func (s *Server) askCredentials(w http.ResponseWriter, r *http.Request, a *policy.Auth, user string) {
-	s.log.WithFields(logrus.Fields{logfield.ClientAddr: r.RemoteAddr, logfield.Host: r.URL.Host, logfield.Status: http.StatusProxyAuthRequired, "user": user}).
-		Warn("proxy authentication failed or missing")
+	host, port := splitTarget(r.URL.Host, defaultPort(r))
+	msg := "proxy authentication missing"
+	if user != "" {
+		msg = fmt.Sprintf("proxy authentication failed for user %q", user)
+	}
+	s.refused(r, host, port, "auth", http.StatusProxyAuthRequired, msg)
 	w.Header().Set("Proxy-Authenticate", `Basic realm="`+a.Realm+`", charset="UTF-8"`)
 	http.Error(w, "tlsbridge: proxy authentication required: put the user and password in the proxy URL, e.g. HTTPS_PROXY=http://user:password@"+r.Host, http.StatusProxyAuthRequired)
+}
+
+// refused writes the access line (and counts the connection) of a request
+// the front refuses before goproxy sees it.
+func (s *Server) refused(r *http.Request, host string, port int, action string, status int, msg string) {
+	ci := &connInfo{id: s.connID.Add(1), start: time.Now(), clientAddr: r.RemoteAddr, host: host, port: port, action: action, status: status}
+	s.metrics.access(ci)
+	s.log.WithFields(ci.fields()).Warn("access: " + msg)
 }
 
 // credCache is a bounded set of verified credential digests.
