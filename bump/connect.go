@@ -39,6 +39,7 @@ type connInfo struct {
 	upstreamTLS    uint16
 	upstreamCipher uint16
 	alpn           string
+	reused         bool // the upstream connection came from the pool
 	status         int
 	stats          relayStats
 }
@@ -70,6 +71,9 @@ func (ci *connInfo) fields() logrus.Fields {
 	}
 	if ci.alpn != "" {
 		f[logfield.ALPN] = ci.alpn
+	}
+	if ci.reused {
+		f[logfield.UpstreamReused] = true
 	}
 	if m, p, ok := requestLine(ci.stats.firstIn); ok {
 		f[logfield.Method], f[logfield.Path] = m, p
@@ -199,9 +203,17 @@ func (s *Server) release(client net.Conn) {
 // handshakes are freed while the connection idles. The relay goroutine
 // releases client and writes the access line.
 func (s *Server) handOff(client, app, upstream net.Conn, ci *connInfo, opaque bool) {
+	s.handOffReusing(client, app, upstream, ci, opaque, nil, poolKey{})
+}
+
+// handOffReusing is handOff for a bumped HTTP/1.1 connection whose upstream
+// goes back to the pool under key when the app leaves it between messages.
+func (s *Server) handOffReusing(client, app, upstream net.Conn, ci *connInfo, opaque bool, reuse *reuser, key poolKey) {
 	go func() {
 		defer s.release(client)
-		relay(app, upstream, s.cfg.IdleTimeout, &ci.stats)
+		if relay(app, upstream, s.cfg.IdleTimeout, &ci.stats, reuse) {
+			s.pool.put(key, upstream.(*tls.Conn))
+		}
 		if opaque {
 			ci.stats.firstIn = nil // encrypted or unknown: nothing to show
 			ci.stats.firstOut = nil
@@ -217,7 +229,17 @@ func (s *Server) handOff(client, app, upstream net.Conn, ci *connInfo, opaque bo
 // reports whether a relay goroutine now owns client.
 func (s *Server) bump(ctx context.Context, client net.Conn, ci *connInfo, rule *policy.Rule, hello *clientHello) bool {
 	client.SetDeadline(time.Time{})
-	upstream, uerr := s.dialUpstream(ctx, rule, ci, hello.info.SupportedProtos)
+	key := s.poolKey(rule, ci)
+	var upstream *tls.Conn
+	var uerr error
+	if offersHTTP1(hello.info.SupportedProtos) {
+		upstream = s.pool.take(key)
+		ci.reused = upstream != nil
+		ci.upstreamAddr = key.addr
+	}
+	if upstream == nil {
+		upstream, uerr = s.dialUpstream(ctx, rule, ci, hello.info.SupportedProtos)
+	}
 	var protos []string
 	switch {
 	case uerr == nil && upstream.ConnectionState().NegotiatedProtocol != "":
@@ -250,22 +272,44 @@ func (s *Server) bump(ctx context.Context, client net.Conn, ci *connInfo, rule *
 	}
 	us := upstream.ConnectionState()
 	ci.upstreamTLS, ci.upstreamCipher = us.Version, us.CipherSuite
-	s.handOff(client, app, upstream, ci, false)
+	var reuse *reuser
+	if p := us.NegotiatedProtocol; (p == "" || p == "http/1.1") && cs.NegotiatedProtocol == p {
+		reuse = newReuser()
+	}
+	s.handOffReusing(client, app, upstream, ci, false, reuse, key)
 	return true
+}
+
+// offersHTTP1 reports whether an app's ALPN offer allows HTTP/1.1: none at
+// all, or http/1.1 among its protocols.
+func offersHTTP1(protos []string) bool {
+	return len(protos) == 0 || slices.Contains(protos, "http/1.1")
+}
+
+// poolKey names the upstream connections a bumped CONNECT may share.
+func (s *Server) poolKey(rule *policy.Rule, ci *connInfo) poolKey {
+	addr, name := upstreamTarget(rule, ci)
+	return poolKey{rule: rule, addr: addr, name: name}
+}
+
+// upstreamTarget is the address dialled and the name verified for a CONNECT.
+func upstreamTarget(rule *policy.Rule, ci *connInfo) (addr, name string) {
+	addr = rule.Upstream.Address
+	if addr == "" {
+		addr = net.JoinHostPort(ci.host, strconv.Itoa(ci.port))
+	}
+	name = rule.Upstream.ServerName
+	if name == "" {
+		name = ci.host
+	}
+	return addr, name
 }
 
 // dialUpstream connects to the rule's address (or the CONNECT target) and
 // completes a verified TLS handshake with the rule's versions and roots.
 func (s *Server) dialUpstream(ctx context.Context, rule *policy.Rule, ci *connInfo, protos []string) (*tls.Conn, error) {
-	addr := rule.Upstream.Address
-	if addr == "" {
-		addr = net.JoinHostPort(ci.host, strconv.Itoa(ci.port))
-	}
+	addr, name := upstreamTarget(rule, ci)
 	ci.upstreamAddr = addr
-	name := rule.Upstream.ServerName
-	if name == "" {
-		name = ci.host
-	}
 	fail := func(stage string, err error) error {
 		return &upstreamError{stage: stage, host: ci.host, addr: addr, name: name, rule: rule,
 			offers: [2]uint16{rule.Upstream.MinVersion, rule.Upstream.MaxVersion}, err: err}

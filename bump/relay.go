@@ -59,7 +59,11 @@ func (st *relayStats) failure() (string, error) {
 // relay copies bytes both ways between the app and the upstream until both
 // directions end, honouring half-close, and closes both when done. An idle
 // connection (no bytes either way for idle) is closed.
-func relay(app, upstream net.Conn, idle time.Duration, st *relayStats) {
+//
+// With a reuser, an app that closes its side between two HTTP/1.1 messages
+// leaves the upstream connection open and idle: relay then reports true and
+// the caller owns upstream (it is not closed).
+func relay(app, upstream net.Conn, idle time.Duration, st *relayStats, reuse *reuser) (kept bool) {
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
 	w := newIdleWatch(idle, &last, func() {
@@ -72,14 +76,19 @@ func relay(app, upstream net.Conn, idle time.Duration, st *relayStats) {
 	go func() {
 		defer wg.Done()
 		(&copier{from: "upstream", dst: app, src: upstream, n: &st.out, first: &st.firstOut, last: &last, st: st,
-			batch: batcherOf(app)}).run()
+			batch: batcherOf(app), reuse: reuse}).run()
 	}()
 	(&copier{from: "app", dst: upstream, src: app, n: &st.in, first: &st.firstIn, last: &last, st: st,
-		joinSplit: splitsRecords(app)}).run()
+		joinSplit: splitsRecords(app), reuse: reuse, peer: upstream}).run()
 	wg.Wait()
 	w.stop()
 	app.Close()
+	if _, err := st.failure(); err == nil && reuse != nil && reuse.kept() {
+		upstream.SetReadDeadline(time.Time{})
+		return true
+	}
 	upstream.Close()
+	return false
 }
 
 // copier is one direction of a relay; a named type so stacks read well.
@@ -93,8 +102,13 @@ type copier struct {
 	// before writing (see batch.go).
 	batch     *batchConn
 	joinSplit bool
-	first     *[]byte
-	last      *atomic.Int64
+	// reuse follows HTTP/1.1 framing to keep the upstream connection
+	// (reuse.go); peer is the upstream, for the app copier to stop the
+	// other one when the app closes between messages.
+	reuse *reuser
+	peer  net.Conn
+	first *[]byte
+	last  *atomic.Int64
 }
 
 // firstChunkMax bounds how much of the first chunk is kept for logging.
@@ -116,6 +130,13 @@ func (c *copier) run() {
 		nr, rerr := c.src.Read(buf)
 		if nr == 1 && rerr == nil && c.joinSplit {
 			nr, rerr = c.readRest(buf)
+		}
+		if nr > 0 && c.reuse != nil {
+			if c.from == "app" {
+				c.reuse.feedApp(buf[:nr])
+			} else {
+				c.reuse.feedUpstream(buf[:nr])
+			}
 		}
 		if nr > 0 {
 			if *c.first == nil {
@@ -147,6 +168,11 @@ func (c *copier) run() {
 		}
 		if rerr != nil {
 			switch {
+			case errors.Is(rerr, io.EOF) && c.reuse != nil && c.from == "app" && c.reuse.keep():
+				// Between messages: keep the upstream, stop its copier.
+				c.peer.SetReadDeadline(time.Now())
+			case c.reuse != nil && c.from == "upstream" && isTimeout(rerr) && c.reuse.isKeeping():
+				// Stopped on purpose by the app copier: leave both open.
 			case errors.Is(rerr, io.EOF):
 				closeWrite(c.dst)
 			case errors.Is(rerr, net.ErrClosed):

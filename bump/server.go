@@ -92,6 +92,7 @@ type Server struct {
 	upstreamBase map[*policy.Rule]*tls.Config
 
 	connID atomic.Uint64
+	pool   upstreamPool // idle upstream connections (reuse.go)
 	active atomic.Int64 // admitted app connections, for MaxConnections
 
 	authCache credCache
@@ -226,6 +227,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		<-done
 	}
 	<-serveErr
+	s.pool.closeAll() // relays are done: nothing puts connections back now
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("accept on %s: %w", ln.Addr(), err)
 	}

@@ -31,4 +31,5 @@ const (
 	CADir          = "ca_dir"
 	Stage          = "stage"
 	ClosedBy       = "closed_by"
+	UpstreamReused = "upstream_reused"
 )

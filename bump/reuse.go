@@ -1,0 +1,323 @@
+package bump
+
+import (
+	"bytes"
+	"crypto/tls"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tlsbridge/tlsbridge/policy"
+)
+
+// Upstream connection reuse. A legacy app that opens a new connection per
+// request would cost tlsbridge a TLS handshake with the server every time;
+// squid avoids that by pooling server connections. A bumped relay does not
+// parse HTTP, so it can only hand its upstream connection back when it knows
+// the connection sits exactly between two messages. The trackers below follow
+// HTTP/1.1 framing on both directions (heads parsed, bodies counted, never
+// copied) and give up at the first thing they do not fully understand:
+// chunked or close-delimited bodies, Connection: close, Upgrade, 1xx, HTTP/1.0,
+// pipelining, oversized heads. Giving up only means "close the upstream as
+// before": a connection is reused only when both directions ended on a
+// message boundary with every request answered.
+
+// maxTrackedHead bounds a message head the trackers buffer.
+const maxTrackedHead = 16 << 10
+
+// reuser decides whether a relay's upstream connection can be kept.
+type reuser struct {
+	mu       sync.Mutex
+	req      httpTracker
+	resp     httpTracker
+	head     []bool // per request in flight: was it HEAD (no response body)
+	keeping  bool   // the app closed on a boundary: the upstream is being kept
+	dirty    bool   // bytes came from the upstream after that: do not keep
+	finished bool   // keeping and the upstream copier has stopped
+}
+
+func newReuser() *reuser {
+	r := &reuser{}
+	r.resp.isResponse = true
+	return r
+}
+
+// httpTracker follows message framing in one direction.
+type httpTracker struct {
+	isResponse bool
+	head       []byte // the part of a head read so far
+	bodyLeft   int64  // body bytes still to come
+	done       int    // complete messages
+	broken     bool   // framing not followed: never reuse
+}
+
+func (t *httpTracker) atBoundary() bool { return !t.broken && len(t.head) == 0 && t.bodyLeft == 0 }
+
+// feedApp records bytes the app sent towards the upstream.
+func (r *reuser) feedApp(p []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.feed(&r.req, p)
+}
+
+// feedUpstream records bytes the upstream sent towards the app; after the
+// decision to keep the connection, any such bytes make it unusable.
+func (r *reuser) feedUpstream(p []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.keeping {
+		r.dirty = true
+		return
+	}
+	r.feed(&r.resp, p)
+}
+
+func (r *reuser) feed(t *httpTracker, p []byte) {
+	for len(p) > 0 && !t.broken {
+		if t.bodyLeft > 0 {
+			n := int64(len(p))
+			if n > t.bodyLeft {
+				n = t.bodyLeft
+			}
+			t.bodyLeft -= n
+			p = p[n:]
+			if t.bodyLeft == 0 {
+				t.done++
+			}
+			continue
+		}
+		from := max(len(t.head)-3, 0)
+		t.head = append(t.head, p...)
+		i := bytes.Index(t.head[from:], []byte("\r\n\r\n"))
+		if i < 0 {
+			if len(t.head) > maxTrackedHead {
+				t.broken = true
+			}
+			return
+		}
+		end := from + i + 4
+		used := end - (len(t.head) - len(p))
+		r.parseHead(t, t.head[:end])
+		t.head = t.head[:0]
+		p = p[used:]
+	}
+	if t.broken {
+		t.head = nil
+	}
+}
+
+// parseHead reads the framing of one head; anything unexpected breaks t.
+func (r *reuser) parseHead(t *httpTracker, h []byte) {
+	lines := bytes.Split(h[:len(h)-4], []byte("\r\n"))
+	first := lines[0]
+	var bodyless bool
+	if t.isResponse {
+		if !bytes.HasPrefix(first, []byte("HTTP/1.1 ")) || len(r.head) == 0 {
+			t.broken = true
+			return
+		}
+		status := statusCode(first)
+		isHead := r.head[0]
+		r.head = r.head[1:]
+		switch {
+		case status < 200: // 1xx interim responses and garbage
+			t.broken = true
+			return
+		case status == 204 || status == 304 || isHead:
+			bodyless = true
+		}
+	} else {
+		m, _, ok := requestLine(h)
+		if !ok || !bytes.HasSuffix(first, []byte(" HTTP/1.1")) || m == "CONNECT" || len(r.head) > 0 {
+			t.broken = true // also: a second request before the first answer
+			return
+		}
+		r.head = append(r.head, m == "HEAD")
+	}
+	length := int64(-1)
+	for _, l := range lines[1:] {
+		name, value, ok := bytes.Cut(l, []byte(":"))
+		if !ok {
+			t.broken = true
+			return
+		}
+		value = bytes.TrimSpace(value)
+		switch {
+		case asciiEqualFold(name, "content-length"):
+			n, err := strconv.ParseInt(string(value), 10, 64)
+			if err != nil || n < 0 || (length >= 0 && n != length) {
+				t.broken = true
+				return
+			}
+			length = n
+		case asciiEqualFold(name, "transfer-encoding"), asciiEqualFold(name, "upgrade"):
+			t.broken = true
+			return
+		case asciiEqualFold(name, "connection"):
+			if bytes.Contains(bytes.ToLower(value), []byte("close")) || bytes.Contains(bytes.ToLower(value), []byte("upgrade")) {
+				t.broken = true
+				return
+			}
+		}
+	}
+	switch {
+	case bodyless:
+		t.done++
+	case length > 0:
+		t.bodyLeft = length
+	case length == 0 || !t.isResponse:
+		t.done++ // a request without Content-Length has no body (RFC 9112 6.3)
+	default:
+		t.broken = true // close-delimited response
+	}
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// keep is called when the app has closed its side: it reports whether the
+// upstream connection sits between messages with every request answered,
+// and if so marks it as being kept.
+func (r *reuser) keep() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.req.atBoundary() && r.resp.atBoundary() && r.req.done > 0 && r.req.done == r.resp.done && len(r.head) == 0 {
+		r.keeping = true
+	}
+	return r.keeping
+}
+
+// kept reports whether the relay ended with the upstream reusable.
+func (r *reuser) kept() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.keeping && !r.dirty
+}
+
+// isKeeping reports whether the upstream copier was stopped on purpose.
+func (r *reuser) isKeeping() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.keeping
+}
+
+// Pool limits. Idle connections are dropped well before common server
+// keep-alive timeouts (Apache: 5 s, nginx: 75 s) so a kept connection is
+// rarely one the server is about to close.
+const (
+	poolIdleTime   = 4 * time.Second
+	poolPerKey     = 8
+	poolTotal      = 256
+	poolProbeDelay = time.Millisecond
+)
+
+// poolKey identifies interchangeable upstream connections: same rule (so the
+// same versions, roots and verification), same address, same verified name.
+type poolKey struct {
+	rule *policy.Rule
+	addr string
+	name string
+}
+
+type pooledConn struct {
+	conn  *tls.Conn
+	since time.Time
+}
+
+// upstreamPool holds idle upstream connections between app connections.
+type upstreamPool struct {
+	mu    sync.Mutex
+	conns map[poolKey][]pooledConn
+	total int
+}
+
+// put keeps c for the next app connection to the same upstream.
+func (p *upstreamPool) put(k poolKey, c *tls.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns == nil {
+		p.conns = make(map[poolKey][]pooledConn)
+	}
+	p.expireLocked(time.Now())
+	if len(p.conns[k]) >= poolPerKey || p.total >= poolTotal {
+		c.Close()
+		return
+	}
+	p.conns[k] = append(p.conns[k], pooledConn{conn: c, since: time.Now()})
+	p.total++
+}
+
+// take returns a live idle connection for k, or nil. A connection the server
+// closed (or sent anything on) in the meantime is dropped.
+func (p *upstreamPool) take(k poolKey) *tls.Conn {
+	for {
+		p.mu.Lock()
+		list := p.conns[k]
+		if len(list) == 0 {
+			p.mu.Unlock()
+			return nil
+		}
+		pc := list[len(list)-1]
+		p.conns[k] = list[:len(list)-1]
+		p.total--
+		p.mu.Unlock()
+		if time.Since(pc.since) < poolIdleTime && alive(pc.conn) {
+			return pc.conn
+		}
+		pc.conn.Close()
+	}
+}
+
+// alive checks an idle connection without blocking for long: nothing to
+// read within poolProbeDelay means the server has not closed it.
+func alive(c *tls.Conn) bool {
+	c.SetReadDeadline(time.Now().Add(poolProbeDelay))
+	var b [1]byte
+	_, err := c.Read(b[:])
+	c.SetReadDeadline(time.Time{})
+	return err != nil && isTimeout(err)
+}
+
+func (p *upstreamPool) expireLocked(now time.Time) {
+	for k, list := range p.conns {
+		keep := list[:0]
+		for _, pc := range list {
+			if now.Sub(pc.since) < poolIdleTime {
+				keep = append(keep, pc)
+			} else {
+				pc.conn.Close()
+				p.total--
+			}
+		}
+		if len(keep) == 0 {
+			delete(p.conns, k)
+		} else {
+			p.conns[k] = keep
+		}
+	}
+}
+
+// closeAll drops every idle connection (shutdown).
+func (p *upstreamPool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, list := range p.conns {
+		for _, pc := range list {
+			pc.conn.Close()
+		}
+	}
+	p.conns, p.total = nil, 0
+}

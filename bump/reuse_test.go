@@ -1,0 +1,171 @@
+package bump
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tlsbridge/tlsbridge/ca/catest"
+)
+
+// trackerCase is an exchange and whether the upstream may be kept after it.
+var trackerCases = []struct {
+	name     string
+	req      string
+	resp     string
+	wantKeep bool
+}{
+	{"get-content-length", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", true},
+	{"two-in-a-row", "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", true},
+	{"post-with-body", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc", "HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n", true},
+	{"head", "HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", true},
+	{"not-modified", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 304 Not Modified\r\nContent-Length: 1000\r\n\r\n", true},
+	{"chunked", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", false},
+	{"close-delimited", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 200 OK\r\n\r\nhello", false},
+	{"connection-close", "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false},
+	{"server-close", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: Close\r\n\r\n", false},
+	{"http10", "GET / HTTP/1.0\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false},
+	{"interim-100", "POST / HTTP/1.1\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\nx", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false},
+	{"body-unfinished", "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello", false},
+	{"no-answer", "GET / HTTP/1.1\r\n\r\n", "", false},
+	{"pipelined", "GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false},
+	{"conflicting-lengths", "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", false},
+	{"upgrade", "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", "HTTP/1.1 101 Switching Protocols\r\n\r\n", false},
+	{"unanswered-response", "", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false},
+}
+
+// The trackers reach the same verdict however the bytes are split into
+// reads, down to one byte at a time.
+func TestReuseTracker(t *testing.T) {
+	for _, tt := range trackerCases {
+		for _, chunk := range []int{1, 2, 3, 7, 1 << 20} {
+			t.Run(fmt.Sprintf("%s/chunk-%d", tt.name, chunk), func(t *testing.T) {
+				r := newReuser()
+				feedChunks(r.feedApp, tt.req, chunk)
+				feedChunks(r.feedUpstream, tt.resp, chunk)
+				if got := r.keep() && r.kept(); got != tt.wantKeep {
+					t.Errorf("keep after %q / %q = %v, want %v", tt.req, tt.resp, got, tt.wantKeep)
+				}
+			})
+		}
+	}
+}
+
+func feedChunks(feed func([]byte), s string, n int) {
+	for len(s) > 0 {
+		k := min(n, len(s))
+		feed([]byte(s[:k]))
+		s = s[k:]
+	}
+}
+
+// Bytes from the upstream after the decision make the connection unusable.
+func TestReuseDirtyAfterKeep(t *testing.T) {
+	r := newReuser()
+	r.feedApp([]byte("GET / HTTP/1.1\r\n\r\n"))
+	r.feedUpstream([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+	if !r.keep() {
+		t.Fatal("keep() = false on a boundary")
+	}
+	r.feedUpstream([]byte("HTTP/1.1 408 Request Timeout\r\n\r\n"))
+	if r.kept() {
+		t.Error("kept() = true after unsolicited upstream bytes")
+	}
+}
+
+func FuzzReuseTracker(f *testing.F) {
+	for _, tt := range trackerCases {
+		f.Add(tt.req, tt.resp, 3)
+	}
+	f.Fuzz(func(t *testing.T, req, resp string, chunk int) {
+		if chunk < 1 {
+			chunk = 1
+		}
+		whole := newReuser()
+		feedChunks(whole.feedApp, req, len(req)+1)
+		feedChunks(whole.feedUpstream, resp, len(resp)+1)
+		split := newReuser()
+		feedChunks(split.feedApp, req, chunk)
+		feedChunks(split.feedUpstream, resp, chunk)
+		if a, b := whole.keep(), split.keep(); a != b {
+			t.Fatalf("verdict depends on read sizes: whole %v, chunks of %d %v (%q / %q)", a, chunk, b, req, resp)
+		}
+	})
+}
+
+// A legacy app that opens a new connection for each request reuses one
+// upstream connection; chunked answers are never reused.
+func TestUpstreamReuse(t *testing.T) {
+	oca := catest.New(t)
+	var conns atomic.Int64
+	origin := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/chunked" {
+			w.Write([]byte("part one "))
+			w.(http.Flusher).Flush()
+		}
+		fmt.Fprint(w, "hello from origin")
+	}))
+	origin.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	origin.TLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{catest.ServerCert(t, oca, "origin.test")}}
+	origin.StartTLS()
+	defer origin.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(caFile, oca.CertPEM(), 0o644)
+	p := startProxy(t, caFiles(caFile)+pinRule("origin.test", "bump", origin.Listener.Addr().String()))
+
+	// get opens a new CONNECT + TLS 1.0 connection, sends one keep-alive
+	// request (as curl, requests and Java do) and closes.
+	get := func(path string) string {
+		raw, err := p.connect("origin.test:443")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		c := tls.Client(raw, &tls.Config{ServerName: "origin.test", RootCAs: p.ca.Pool(), MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10}) //nolint:gosec // the test plays a legacy app
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: origin.test\r\n\r\n", path)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		c.Close()
+		return string(b)
+	}
+	for i := range 5 {
+		if got := get("/"); got != "hello from origin" {
+			t.Fatalf("request %d: body %q", i, got)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("5 app connections opened %d upstream connections, want 1 (reused)", n)
+	}
+	if !strings.Contains(p.logs(), "upstream_reused=true") {
+		t.Errorf("no access line says upstream_reused=true:\n%s", p.logs())
+	}
+
+	before := conns.Load()
+	for range 3 {
+		if got := get("/chunked"); got != "part one hello from origin" {
+			t.Fatalf("chunked: body %q", got)
+		}
+	}
+	// The first chunked exchange may ride the pooled connection; after
+	// it, each needs a new one.
+	if n := conns.Load() - before; n < 2 {
+		t.Errorf("3 chunked exchanges opened %d new upstream connections, want at least 2 (no reuse after chunked)", n)
+	}
+}
