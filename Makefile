@@ -38,6 +38,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestLine$$' -fuzztime $(FUZZTIME) ./bump
 	$(GO) test -run '^$$' -fuzz '^FuzzStatusCode$$' -fuzztime $(FUZZTIME) ./bump
 	$(GO) test -run '^$$' -fuzz '^FuzzSSLv2Detector$$' -fuzztime $(FUZZTIME) ./bump
+	$(GO) test -run '^$$' -fuzz '^FuzzReuseTracker$$' -fuzztime $(FUZZTIME) ./bump
 
 examples: build
 	bash examples/run.sh
