@@ -18,7 +18,8 @@ import (
 // HTTP/1.1 framing on both directions (heads parsed, bodies counted, never
 // copied) and give up at the first thing they do not fully understand:
 // chunked or close-delimited bodies, Connection: close, Upgrade, 1xx, HTTP/1.0,
-// pipelining, oversized heads. Giving up only means "close the upstream as
+// pipelining, oversized heads, and NTLM/Negotiate authentication, which
+// binds the connection to one app's identity. Giving up only means "close the upstream as
 // before": a connection is reused only when both directions ended on a
 // message boundary with every request answered.
 
@@ -153,6 +154,14 @@ func (r *reuser) parseHead(t *httpTracker, h []byte) {
 		case asciiEqualFold(name, "transfer-encoding"), asciiEqualFold(name, "upgrade"):
 			t.broken = true
 			return
+		case asciiEqualFold(name, "authorization") || asciiEqualFold(name, "www-authenticate"):
+			// NTLM and Negotiate authenticate the connection, not the
+			// request (RFC 4559): such a connection must never pass to
+			// another app (squid pins them for the same reason).
+			if v := bytes.ToLower(value); bytes.HasPrefix(v, []byte("ntlm")) || bytes.HasPrefix(v, []byte("negotiate")) {
+				t.broken = true
+				return
+			}
 		case asciiEqualFold(name, "connection"):
 			if bytes.Contains(bytes.ToLower(value), []byte("close")) || bytes.Contains(bytes.ToLower(value), []byte("upgrade")) {
 				t.broken = true

@@ -41,6 +41,9 @@ var trackerCases = []struct {
 	{"conflicting-lengths", "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", false},
 	{"upgrade", "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", "HTTP/1.1 101 Switching Protocols\r\n\r\n", false},
 	{"unanswered-response", "", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false},
+	{"ntlm-request", "GET / HTTP/1.1\r\nAuthorization: NTLM TlRMTVNTUAABAAAA\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false},
+	{"negotiate-challenge", "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Negotiate\r\nContent-Length: 0\r\n\r\n", false},
+	{"basic-auth-is-per-request", "GET / HTTP/1.1\r\nAuthorization: Basic YTpi\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true},
 }
 
 // The trackers reach the same verdict however the bytes are split into
