@@ -319,6 +319,13 @@ func (p *upstreamPool) expireLocked(now time.Time) {
 	}
 }
 
+// size is the number of idle connections held.
+func (p *upstreamPool) size() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.total
+}
+
 // closeAll drops every idle connection (shutdown).
 func (p *upstreamPool) closeAll() {
 	p.mu.Lock()
