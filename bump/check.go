@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -53,14 +52,7 @@ func Check(ctx context.Context, pol *policy.Policy, host string, port int, dial 
 	}
 	rule := pol.Match(host, port)
 	r := &CheckReport{Host: host, Port: port, Rule: rule, Versions: map[uint16]bool{}}
-	r.Addr = rule.Upstream.Address
-	if r.Addr == "" {
-		r.Addr = net.JoinHostPort(host, strconv.Itoa(port))
-	}
-	r.ServerName = rule.Upstream.ServerName
-	if r.ServerName == "" {
-		r.ServerName = host
-	}
+	r.Addr, r.ServerName = upstreamTarget(rule, host, port)
 	handshake := func(minV, maxV uint16, suites []uint16) (*tls.ConnectionState, error) {
 		cfg := newUpstreamBase(rule.Upstream)
 		cfg.MinVersion, cfg.MaxVersion, cfg.ServerName = minV, maxV, r.ServerName

@@ -22,6 +22,9 @@ import (
 	"github.com/tlsbridge/tlsbridge/policy"
 )
 
+// connectEstablished answers a CONNECT that tlsbridge takes on.
+const connectEstablished = "HTTP/1.1 200 Connection established\r\n\r\n"
+
 // connInfo collects what one CONNECT did, for its access line.
 type connInfo struct {
 	id             uint64
@@ -137,7 +140,7 @@ func (s *Server) handleConnect(req *http.Request, client net.Conn, _ *goproxy.Pr
 		}
 	}
 
-	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(client, connectEstablished); err != nil {
 		return
 	}
 	client.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
@@ -288,37 +291,45 @@ func offersHTTP1(protos []string) bool {
 
 // poolKey names the upstream connections a bumped CONNECT may share.
 func (s *Server) poolKey(rule *policy.Rule, ci *connInfo) poolKey {
-	addr, name := upstreamTarget(rule, ci)
+	addr, name := upstreamTarget(rule, ci.host, ci.port)
 	return poolKey{rule: rule, addr: addr, name: name}
 }
 
-// upstreamTarget is the address dialled and the name verified for a CONNECT.
-func upstreamTarget(rule *policy.Rule, ci *connInfo) (addr, name string) {
+// upstreamTarget is the address dialled and the name verified for a
+// CONNECT to host:port under rule: its address and server_name, else the
+// target itself.
+func upstreamTarget(rule *policy.Rule, host string, port int) (addr, name string) {
 	addr = rule.Upstream.Address
 	if addr == "" {
-		addr = net.JoinHostPort(ci.host, strconv.Itoa(ci.port))
+		addr = net.JoinHostPort(host, strconv.Itoa(port))
 	}
 	name = rule.Upstream.ServerName
 	if name == "" {
-		name = ci.host
+		name = host
 	}
 	return addr, name
+}
+
+// dialTCP opens the TCP connection to addr within ctx; a failure is an
+// *upstreamError that names the host, the address and the name to verify.
+func (s *Server) dialTCP(ctx context.Context, rule *policy.Rule, host, addr, name string) (net.Conn, error) {
+	c, err := s.dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, &upstreamError{stage: "dial", host: host, addr: addr, name: name, rule: rule, err: err}
+	}
+	return c, nil
 }
 
 // dialUpstream connects to the rule's address (or the CONNECT target) and
 // completes a verified TLS handshake with the rule's versions and roots.
 func (s *Server) dialUpstream(ctx context.Context, rule *policy.Rule, ci *connInfo, protos []string) (*tls.Conn, error) {
-	addr, name := upstreamTarget(rule, ci)
+	addr, name := upstreamTarget(rule, ci.host, ci.port)
 	ci.upstreamAddr = addr
-	fail := func(stage string, err error) error {
-		return &upstreamError{stage: stage, host: ci.host, addr: addr, name: name, rule: rule,
-			offers: [2]uint16{rule.Upstream.MinVersion, rule.Upstream.MaxVersion}, err: err}
-	}
-	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout) // connect + handshake
 	defer cancel()
-	raw, err := s.dial(dctx, "tcp", addr)
+	raw, err := s.dialTCP(dctx, rule, ci.host, addr, name)
 	if err != nil {
-		return nil, fail("dial", err)
+		return nil, err
 	}
 	cfg := s.upstreamConfig(rule).Clone()
 	cfg.ServerName = name
@@ -326,7 +337,8 @@ func (s *Server) dialUpstream(ctx context.Context, rule *policy.Rule, ci *connIn
 	tc := tls.Client(raw, cfg)
 	if err := tc.HandshakeContext(dctx); err != nil {
 		raw.Close()
-		return nil, fail("handshake", err)
+		return nil, &upstreamError{stage: "handshake", host: ci.host, addr: addr, name: name, rule: rule,
+			offers: [2]uint16{rule.Upstream.MinVersion, rule.Upstream.MaxVersion}, err: err}
 	}
 	return tc, nil
 }
@@ -349,27 +361,24 @@ func (s *Server) upstreamConfig(rule *policy.Rule) *tls.Config {
 // the CONNECT is answered here: 200 after a successful dial, 502 otherwise.
 // It reports whether a relay goroutine now owns client.
 func (s *Server) tunnel(ctx context.Context, client net.Conn, ci *connInfo, rule *policy.Rule, prefix []byte, reply bool) bool {
-	addr := rule.Upstream.Address
-	if addr == "" {
-		addr = net.JoinHostPort(ci.host, strconv.Itoa(ci.port))
-	}
+	addr, _ := upstreamTarget(rule, ci.host, ci.port)
 	ci.upstreamAddr = addr
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
-	upstream, err := s.dial(dctx, "tcp", addr)
+	upstream, err := s.dialTCP(dctx, rule, ci.host, addr, ci.host)
 	cancel()
 	if err != nil {
-		ue := &upstreamError{stage: "dial", host: ci.host, addr: addr, name: ci.host, rule: rule, err: err}
+		ue := err.(*upstreamError)
 		status, cause, fix := ue.explain()
 		if reply {
 			writeResponse(client, status, errorBody(status, ci.host, cause, fix))
 		}
 		ci.status = status
 		s.metrics.failed(ci, sideUpstream, ue, nil)
-		s.log.WithFields(ci.fields()).WithError(err).Warn("tunnel: " + cause)
+		s.log.WithFields(ci.fields()).WithError(ue.err).Warn("tunnel: " + cause)
 		return false
 	}
 	if reply {
-		if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+		if _, err := io.WriteString(client, connectEstablished); err != nil {
 			upstream.Close()
 			return false
 		}

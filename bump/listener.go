@@ -193,18 +193,11 @@ func (fl *fixedListener) dial(ctx context.Context, ci *connInfo, protos []string
 		}
 		return tc, nil
 	}
-	addr := fl.l.UpstreamTLS.Address
-	if addr == "" {
-		addr = fl.l.Upstream
-	}
+	addr, _ := upstreamTarget(fl.rule, fl.host, fl.port)
 	ci.upstreamAddr = addr
 	dctx, cancel := context.WithTimeout(ctx, fl.s.cfg.DialTimeout)
 	defer cancel()
-	c, err := fl.s.dial(dctx, "tcp", addr)
-	if err != nil {
-		return nil, &upstreamError{stage: "dial", host: fl.host, addr: addr, name: fl.host, rule: fl.rule, err: err}
-	}
-	return c, nil
+	return fl.s.dialTCP(dctx, fl.rule, fl.host, addr, fl.host)
 }
 
 // upstreamFailed logs a failed dial or handshake with its cause and fix; the
