@@ -3,7 +3,6 @@ package bump
 import (
 	"bytes"
 	"crypto/tls"
-	"strconv"
 	"sync"
 	"time"
 
@@ -87,30 +86,45 @@ func (r *reuser) feed(t *httpTracker, p []byte) {
 			}
 			continue
 		}
-		from := max(len(t.head)-3, 0)
-		t.head = append(t.head, p...)
-		i := bytes.Index(t.head[from:], []byte("\r\n\r\n"))
-		if i < 0 {
+		// Most heads arrive whole in one read: parse them in place and copy
+		// nothing; only a head split across reads is gathered in t.head.
+		var h []byte
+		if len(t.head) == 0 {
+			if i := bytes.Index(p, crlfcrlf); i >= 0 {
+				h, p = p[:i+4], p[i+4:]
+			}
+		} else {
+			from := max(len(t.head)-3, 0)
+			old := len(t.head)
+			t.head = append(t.head, p...)
+			if i := bytes.Index(t.head[from:], crlfcrlf); i >= 0 {
+				end := from + i + 4
+				h, p = t.head[:end], p[end-old:]
+			}
+		}
+		if h == nil {
+			if len(t.head) == 0 {
+				t.head = append(t.head, p...)
+			}
 			if len(t.head) > maxTrackedHead {
 				t.broken = true
 			}
 			return
 		}
-		end := from + i + 4
-		used := end - (len(t.head) - len(p))
-		r.parseHead(t, t.head[:end])
+		r.parseHead(t, h)
 		t.head = t.head[:0]
-		p = p[used:]
 	}
 	if t.broken {
 		t.head = nil
 	}
 }
 
+var crlfcrlf = []byte("\r\n\r\n")
+
 // parseHead reads the framing of one head; anything unexpected breaks t.
+// It allocates nothing: it runs for every message of a keep-alive relay.
 func (r *reuser) parseHead(t *httpTracker, h []byte) {
-	lines := bytes.Split(h[:len(h)-4], []byte("\r\n"))
-	first := lines[0]
+	first, rest, _ := bytes.Cut(h[:len(h)-4], []byte("\r\n"))
 	var bodyless bool
 	if t.isResponse {
 		if !bytes.HasPrefix(first, []byte("HTTP/1.1 ")) || len(r.head) == 0 {
@@ -128,15 +142,17 @@ func (r *reuser) parseHead(t *httpTracker, h []byte) {
 			bodyless = true
 		}
 	} else {
-		m, _, ok := requestLine(h)
-		if !ok || !bytes.HasSuffix(first, []byte(" HTTP/1.1")) || m == "CONNECT" || len(r.head) > 0 {
+		m, _, _ := bytes.Cut(first, []byte(" "))
+		if !isToken(m) || !bytes.HasSuffix(first, []byte(" HTTP/1.1")) || string(m) == "CONNECT" || len(r.head) > 0 {
 			t.broken = true // also: a second request before the first answer
 			return
 		}
-		r.head = append(r.head, m == "HEAD")
+		r.head = append(r.head, string(m) == "HEAD")
 	}
 	length := int64(-1)
-	for _, l := range lines[1:] {
+	for len(rest) > 0 {
+		var l []byte
+		l, rest, _ = bytes.Cut(rest, []byte("\r\n"))
 		name, value, ok := bytes.Cut(l, []byte(":"))
 		if !ok {
 			t.broken = true
@@ -145,8 +161,8 @@ func (r *reuser) parseHead(t *httpTracker, h []byte) {
 		value = bytes.TrimSpace(value)
 		switch {
 		case asciiEqualFold(name, "content-length"):
-			n, err := strconv.ParseInt(string(value), 10, 64)
-			if err != nil || n < 0 || (length >= 0 && n != length) {
+			n, ok := parseLength(value)
+			if !ok || (length >= 0 && n != length) {
 				t.broken = true
 				return
 			}
@@ -158,12 +174,12 @@ func (r *reuser) parseHead(t *httpTracker, h []byte) {
 			// NTLM and Negotiate authenticate the connection, not the
 			// request (RFC 4559): such a connection must never pass to
 			// another app (squid pins them for the same reason).
-			if v := bytes.ToLower(value); bytes.HasPrefix(v, []byte("ntlm")) || bytes.HasPrefix(v, []byte("negotiate")) {
+			if hasPrefixFold(value, "ntlm") || hasPrefixFold(value, "negotiate") {
 				t.broken = true
 				return
 			}
 		case asciiEqualFold(name, "connection"):
-			if bytes.Contains(bytes.ToLower(value), []byte("close")) || bytes.Contains(bytes.ToLower(value), []byte("upgrade")) {
+			if containsFold(value, "close") || containsFold(value, "upgrade") {
 				t.broken = true
 				return
 			}
@@ -179,6 +195,34 @@ func (r *reuser) parseHead(t *httpTracker, h []byte) {
 	default:
 		t.broken = true // close-delimited response
 	}
+}
+
+// parseLength parses a Content-Length value: digits only (RFC 9110 8.6).
+func parseLength(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+func hasPrefixFold(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && asciiEqualFold(b[:len(prefix)], prefix)
+}
+
+func containsFold(b []byte, sub string) bool {
+	for i := 0; i+len(sub) <= len(b); i++ {
+		if asciiEqualFold(b[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
 }
 
 func asciiEqualFold(b []byte, s string) bool {

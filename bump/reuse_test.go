@@ -190,3 +190,21 @@ func TestUpstreamReuse(t *testing.T) {
 		t.Errorf("after chunked exchanges the pool holds %d connections, want 0", n)
 	}
 }
+
+// BenchmarkReuseTracker is the per-request cost the framing trackers add to
+// a keep-alive bumped connection: one request head, one response with a
+// 1 KiB body arriving in the same read as its head.
+func BenchmarkReuseTracker(b *testing.B) {
+	req := []byte("GET /index.html HTTP/1.1\r\nHost: origin.test\r\nUser-Agent: legacy\r\nAccept: */*\r\n\r\n")
+	resp := []byte("HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/html\r\nContent-Length: 1024\r\nConnection: keep-alive\r\n\r\n" + strings.Repeat("x", 1024))
+	r := newReuser()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(req) + len(resp)))
+	for b.Loop() {
+		r.feedApp(req)
+		r.feedUpstream(resp)
+	}
+	if !r.keep() {
+		b.Fatal("not at a boundary")
+	}
+}
