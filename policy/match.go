@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -31,12 +30,12 @@ type matchHost struct {
 	ip   netip.Addr // valid when the host is an IP literal
 }
 
-// matchHostOf normalizes host. Hosts that are already normalized take a
-// fast path that does not allocate; the result is the same as the slow path
-// (FuzzMatch checks this). A host that cannot be normalized is matched
-// lower-cased, so it can only match "*" or an identical exact glob.
+// matchHostOf normalizes host. Hosts that are already normalized (names
+// and IP literals, as bump passes them) take a fast path that does not
+// allocate; the result is the same as the slow path (FuzzMatch checks
+// this). A host that cannot be normalized matches only "*".
 func matchHostOf(host string) matchHost {
-	if isHostChars(host) && host[len(host)-1] != '.' {
+	if hostname.IsPlainASCII(host) {
 		if isDigitsAndDots(host) {
 			if ip, err := netip.ParseAddr(host); err == nil {
 				return matchHost{ip: ip}
@@ -44,21 +43,22 @@ func matchHostOf(host string) matchHost {
 		}
 		return matchHost{name: host}
 	}
+	if strings.IndexByte(host, ':') >= 0 {
+		if ip, err := netip.ParseAddr(host); err == nil {
+			return matchHost{ip: ip.Unmap().WithZone("")}
+		}
+	}
 	return slowMatchHostOf(host)
 }
 
-// slowMatchHostOf is matchHostOf without the fast path.
+// slowMatchHostOf is matchHostOf without the fast paths.
 func slowMatchHostOf(host string) matchHost {
 	n, err := hostname.Normalize(host)
 	if err != nil {
-		return matchHost{name: fallbackName(stripPort(host))}
+		return matchHost{}
 	}
 	if ip, err := netip.ParseAddr(n); err == nil {
 		return matchHost{ip: ip}
-	}
-	if !isHostChars(n) {
-		// hostname.Normalize only returns ASCII names; be safe anyway.
-		n = strings.ToLower(n)
 	}
 	return matchHost{name: n}
 }
@@ -104,21 +104,4 @@ func (m *hostMatcher) matches(h matchHost) bool {
 		}
 	}
 	return false
-}
-
-// stripPort removes a port and IPv6 brackets the way hostname.Normalize
-// does, for hosts it rejects.
-func stripPort(host string) string {
-	if strings.HasPrefix(host, "[") {
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			return h
-		}
-		return strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	}
-	if strings.Count(host, ":") == 1 {
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			return h
-		}
-	}
-	return host
 }

@@ -112,41 +112,16 @@ func unmapPrefix(p netip.Prefix) netip.Prefix {
 	return netip.PrefixFrom(addr, p.Bits()).Masked()
 }
 
-// normalizeName normalizes a DNS name with hostname.Normalize. Names that
-// IDNA rejects but that are plain ASCII (underscores, as in some internal
-// zones) are accepted lower-cased, so a config can still name them and
-// Match treats them the same way.
+// normalizeName normalizes a DNS name with hostname.Normalize, the one
+// place that decides what a host name is for policy, leaves and name
+// constraints alike.
 func normalizeName(s string) (string, error) {
 	n, err := hostname.Normalize(s)
-	if err == nil {
-		return n, nil
-	}
-	if errors.Is(err, hostname.ErrEmpty) {
+	switch {
+	case errors.Is(err, hostname.ErrEmpty):
 		return "", errors.New("empty host name")
+	case err != nil:
+		return "", errors.New("not a valid host name")
 	}
-	if f := fallbackName(s); f != "" && isHostChars(f) && !strings.HasPrefix(f, ".") && !strings.Contains(f, "..") {
-		return f, nil
-	}
-	return "", errors.New("not a valid host name")
-}
-
-// fallbackName lower-cases s and strips a trailing dot, the part of
-// normalization that needs no IDNA tables.
-func fallbackName(s string) string {
-	return strings.ToLower(strings.TrimSuffix(s, "."))
-}
-
-// isHostChars reports whether s is non-empty and only has the bytes of an
-// already normalized ASCII name: a-z, 0-9, '.', '-' and '_'.
-func isHostChars(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
+	return n, nil
 }

@@ -51,7 +51,15 @@ func Normalize(host string) (string, error) {
 	if strings.HasPrefix(h, ".") || strings.HasSuffix(h, ".") || strings.Contains(h, "..") {
 		return "", fmt.Errorf("host name %q: %w", host, ErrEmptyLabel)
 	}
-	ascii, err := lookup.ToASCII(strings.ToLower(h))
+	h = strings.ToLower(h)
+	if IsPlainASCII(h) {
+		// Letters, digits, '-', '.' and '_' need no IDNA tables. The '_'
+		// is outside IDNA's STD3 rules but real internal names carry it
+		// (and Go's x509 matches it), so policy, leaf names and name
+		// constraints all accept it here, in the one place that decides.
+		return h, nil
+	}
+	ascii, err := lookup.ToASCII(h)
 	if err != nil {
 		return "", fmt.Errorf("host name %q: %w", host, err)
 	}
@@ -64,6 +72,23 @@ func Normalize(host string) (string, error) {
 		return "", fmt.Errorf("host name %q: IDNA maps it to the IP literal %q", host, ascii)
 	}
 	return ascii, nil
+}
+
+// IsPlainASCII reports whether s is a name that is its own normal form
+// without IDNA: only a-z, 0-9, '.', '-' and '_', no empty label (so no
+// leading or trailing dot), and no punycode label ("xn--"), which IDNA must
+// check.
+func IsPlainASCII(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") || strings.Contains(s, "xn--") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // IsIP reports whether a normalized host is an IP literal.

@@ -20,6 +20,8 @@ var normalizeTests = []struct {
 	{"", "", true},
 	{".", "", true},
 	{"bad host", "", true},
+	{"_svc.Internal", "_svc.internal", false},
+	{"xn--", "", true},
 	{"000..", "", true},
 	{"a..b.example", "", true},
 	{".example.com", "", true},
