@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -257,11 +256,11 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, inner *chanLis
 }
 
 func (s *Server) clientAllowed(a net.Addr) bool {
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
 		return false
 	}
-	return s.Policy().AllowsClient(ap.Addr().Unmap())
+	return s.Policy().AllowsClient(ta.AddrPort().Addr()) // AllowsClient unmaps
 }
 
 // sniff reads the first byte: a TLS handshake record means the app speaks
