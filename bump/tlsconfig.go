@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"fmt"
+	"slices"
 
 	"github.com/tlsbridge/tlsbridge/policy"
 )
@@ -24,18 +25,8 @@ import (
 // Listing suites explicitly in Config.CipherSuites is what re-enables them;
 // the GODEBUG switches only affect the defaults. The weakness these suites
 // carry stays on the loopback leg between the app and tlsbridge; the
-// upstream leg uses upstreamCipherSuites.
-var legacyClientCipherSuites = []uint16{
-	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-	tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
-	tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,
-	tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
-	tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
+// upstream leg uses upstreamCipherSuites, which this list starts with.
+var legacyClientCipherSuites = slices.Concat(upstreamCipherSuites, []uint16{
 	tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
 	tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
 	tls.TLS_RSA_WITH_AES_128_GCM_SHA256,
@@ -45,7 +36,7 @@ var legacyClientCipherSuites = []uint16{
 	tls.TLS_RSA_WITH_AES_128_CBC_SHA256,
 	tls.TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA,
 	tls.TLS_RSA_WITH_3DES_EDE_CBC_SHA,
-}
+})
 
 // upstreamCipherSuites is what tlsbridge offers real servers for TLS 1.2:
 // forward-secret suites only, the same set Go offers by default, written out
