@@ -175,8 +175,8 @@ func (s *Server) handleConnect(req *http.Request, client net.Conn, _ *goproxy.Pr
 			return
 		}
 	}
-	if hi < tls.VersionTLS10 || !sharesSuite(hello.info.CipherSuites) {
-		s.warnClient(ci, errors.New("the app's ClientHello cannot be served"), hello)
+	if err := hello.servable(); err != nil {
+		s.warnClient(ci, err, hello)
 		return
 	}
 	handedOff = s.bump(ctx, client, ci, rule, hello)
@@ -235,19 +235,20 @@ func (s *Server) bump(ctx context.Context, client net.Conn, ci *connInfo, rule *
 	key := s.poolKey(rule, ci)
 	var upstream *tls.Conn
 	var uerr error
-	if offersHTTP1(hello.info.SupportedProtos) {
+	offer := hello.alpn()
+	if offersHTTP1(offer) {
 		upstream = s.pool.take(key)
 		ci.reused = upstream != nil
 		ci.upstreamAddr = key.addr
 	}
 	if upstream == nil {
-		upstream, uerr = s.dialUpstream(ctx, rule, ci, hello.info.SupportedProtos)
+		upstream, uerr = s.dialUpstream(ctx, rule, ci, offer)
 	}
 	var protos []string
 	switch {
 	case uerr == nil && upstream.ConnectionState().NegotiatedProtocol != "":
 		protos = []string{upstream.ConnectionState().NegotiatedProtocol}
-	case uerr != nil && slices.Contains(hello.info.SupportedProtos, "http/1.1"):
+	case uerr != nil && slices.Contains(offer, "http/1.1"):
 		protos = []string{"http/1.1"} // the 502 is HTTP/1.1
 	}
 	client.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
@@ -258,7 +259,7 @@ func (s *Server) bump(ctx context.Context, client net.Conn, ci *connInfo, rule *
 		}
 		return s.cfg.Certs.Get(name, s.leafKeyFor(hi))
 	})
-	app := tls.Server(&batchConn{Conn: &replayConn{Conn: client, pending: hello.recorded}}, cfg)
+	app := hello.serve(client, cfg)
 	if err := app.HandshakeContext(ctx); err != nil {
 		if upstream != nil {
 			upstream.Close()

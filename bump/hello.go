@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 )
 
 // clientHello is what tlsbridge learns from an app's ClientHello before it
@@ -20,6 +21,40 @@ type clientHello struct {
 func (h *clientHello) maxOffered() uint16 {
 	_, hi := offeredRange(h.info.SupportedVersions)
 	return hi
+}
+
+// errUnservable is a ClientHello tlsbridge cannot answer: SSL 3.0 only, or
+// no cipher suite in common (clientHint says which).
+var errUnservable = errors.New("the app's ClientHello cannot be served")
+
+// servable reports errUnservable for a hello no app-facing config accepts.
+func (h *clientHello) servable() error {
+	if h.maxOffered() < tls.VersionTLS10 || !sharesSuite(h.info.CipherSuites) {
+		return errUnservable
+	}
+	return nil
+}
+
+// alpn is the app's ALPN offer as tlsbridge passes it on (see appALPN).
+func (h *clientHello) alpn() []string {
+	return appALPN(h.info.SupportedProtos, h.maxOffered())
+}
+
+// serve starts the app-facing TLS server on c: the peeked ClientHello is
+// replayed first, and writes go through a batchConn (see batch.go).
+func (h *clientHello) serve(c net.Conn, cfg *tls.Config) *tls.Conn {
+	return tls.Server(&batchConn{Conn: &replayConn{Conn: c, pending: h.recorded}}, cfg)
+}
+
+// appALPN is the app's ALPN offer as tlsbridge passes it on: without "h2"
+// when the app cannot speak TLS 1.2, since HTTP/2 requires TLS 1.2 or later
+// (RFC 9113 section 9.2) and a strict client or server rejects it below; such
+// an app (curl --tlsv1.0 offers h2 anyway) then gets http/1.1.
+func appALPN(offer []string, maxVersion uint16) []string {
+	if maxVersion >= tls.VersionTLS12 || !slices.Contains(offer, "h2") {
+		return offer
+	}
+	return slices.DeleteFunc(slices.Clone(offer), func(p string) bool { return p == "h2" })
 }
 
 // recordingConn records what crypto/tls reads and swallows what it writes, so

@@ -135,14 +135,14 @@ func (fl *fixedListener) serveTLS(ctx context.Context, c net.Conn, ci *connInfo)
 		s.warnClient(ci, err, nil)
 		return
 	}
-	hi := s.noteHello(ci, hello)
-	if hi < tls.VersionTLS10 || !sharesSuite(hello.info.CipherSuites) {
-		s.warnClient(ci, errors.New("the app's ClientHello cannot be served"), hello)
+	s.noteHello(ci, hello)
+	if err := hello.servable(); err != nil {
+		s.warnClient(ci, err, hello)
 		return
 	}
 
 	c.SetDeadline(time.Time{}) // the dial has its own timeout
-	upstream, err := fl.dial(ctx, ci, fl.upstreamOffer(appALPN(hello.info.SupportedProtos, hi)))
+	upstream, err := fl.dial(ctx, ci, fl.upstreamOffer(hello.alpn()))
 	if err != nil {
 		fl.upstreamFailed(ci, err)
 		return
@@ -157,7 +157,7 @@ func (fl *fixedListener) serveTLS(ctx context.Context, c net.Conn, ci *connInfo)
 	cfg := appFacingConfig(s.appBase, fl.l.Client, fl.appProtos(chosen), func(hi *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		return s.cfg.Certs.Get(name, s.leafKeyFor(hi))
 	})
-	app := tls.Server(&replayConn{Conn: c, pending: hello.recorded}, cfg)
+	app := hello.serve(c, cfg)
 	if err := app.HandshakeContext(ctx); err != nil {
 		upstream.Close()
 		s.warnClient(ci, err, hello)
@@ -248,17 +248,6 @@ func (fl *fixedListener) upstreamOffer(app []string) []string {
 		}
 	}
 	return offer
-}
-
-// appALPN is the app's ALPN offer as tlsbridge passes it on: without "h2"
-// when the app cannot speak TLS 1.2, since HTTP/2 requires TLS 1.2 or later
-// (RFC 9113 section 9.2) and a strict client or server rejects it below; such
-// an app (curl --tlsv1.0 offers h2 anyway) then gets http/1.1.
-func appALPN(offer []string, maxVersion uint16) []string {
-	if maxVersion >= tls.VersionTLS12 || !slices.Contains(offer, "h2") {
-		return offer
-	}
-	return slices.DeleteFunc(slices.Clone(offer), func(p string) bool { return p == "h2" })
 }
 
 // appProtos is what the app may negotiate: the upstream's choice, else the
