@@ -36,7 +36,7 @@ type matchHost struct {
 // this). A host that cannot be normalized matches only "*".
 func matchHostOf(host string) matchHost {
 	if hostname.IsPlainASCII(host) {
-		if isDigitsAndDots(host) {
+		if hostname.IsDigitsAndDots(host) {
 			if ip, err := netip.ParseAddr(host); err == nil {
 				return matchHost{ip: ip}
 			}
@@ -61,15 +61,6 @@ func slowMatchHostOf(host string) matchHost {
 		return matchHost{ip: ip}
 	}
 	return matchHost{name: n}
-}
-
-func isDigitsAndDots(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c != '.' && (c < '0' || c > '9') {
-			return false
-		}
-	}
-	return true
 }
 
 // matches reports whether r applies to host h and port.

@@ -41,8 +41,12 @@ func Normalize(host string) (string, error) {
 			h = hh
 		}
 	}
-	if ip, err := netip.ParseAddr(h); err == nil {
-		return ip.Unmap().WithZone("").String(), nil
+	// Only a colon or nothing but digits and dots can be an IP literal; the
+	// check keeps ParseAddr (and its error) off the path of every name.
+	if strings.IndexByte(h, ':') >= 0 || IsDigitsAndDots(h) {
+		if ip, err := netip.ParseAddr(h); err == nil {
+			return ip.Unmap().WithZone("").String(), nil
+		}
 	}
 	h = strings.TrimSuffix(h, ".") // the root label of a fully qualified name
 	if h == "" {
@@ -75,16 +79,29 @@ func Normalize(host string) (string, error) {
 }
 
 // IsPlainASCII reports whether s is a name that is its own normal form
-// without IDNA: only a-z, 0-9, '.', '-' and '_', no empty label (so no
-// leading or trailing dot), and no punycode label ("xn--"), which IDNA must
-// check.
+// without IDNA: only a-z, 0-9, '.', '-' and '_', no empty label, and no
+// hyphen at a label's ends or doubled (punycode "xn--" and the forms IDNA
+// rejects go through IDNA).
 func IsPlainASCII(s string) bool {
-	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") || strings.Contains(s, "xn--") {
-		return false
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") ||
+		strings.Contains(s, "--") || strings.Contains(s, ".-") || strings.Contains(s, "-.") ||
+		s[0] == '-' || s[len(s)-1] == '-' {
+		return false // empty labels, and hyphen forms IDNA must judge ("xn--", "-a", "a-")
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// IsDigitsAndDots reports whether s has only digits and dots, the only
+// names besides those with a colon that can parse as an IP literal.
+func IsDigitsAndDots(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '.' && (c < '0' || c > '9') {
 			return false
 		}
 	}
