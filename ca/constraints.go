@@ -131,6 +131,10 @@ func anyDomainMatch(constraints []string, name string) bool {
 // The proxy asks before answering a CONNECT, so a host the CA cannot sign
 // for gets a 403 instead of a failed handshake.
 func (a *Authority) Permits(name string) error {
+	c := a.Cert
+	if len(c.PermittedDNSDomains)+len(c.PermittedIPRanges)+len(c.ExcludedDNSDomains)+len(c.ExcludedIPRanges) == 0 {
+		return nil // unconstrained (the default): every name is permitted
+	}
 	n, err := hostname.Normalize(name)
 	if err != nil {
 		return fmt.Errorf("check %q against the CA's name constraints: %w", name, err)
