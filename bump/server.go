@@ -29,10 +29,6 @@ type Config struct {
 	// Certs mints and caches the leaf certificates shown to apps.
 	Certs *ca.Cache
 
-	// LeafKey forces one leaf key type. If zero ("auto"), an ECDSA leaf is
-	// served to apps whose ClientHello supports it and an RSA leaf to the rest.
-	LeafKey ca.KeyType
-
 	// Log receives access lines (Info), failed handshakes (Warn) and
 	// goproxy's chatter (Debug). If nil, nothing is logged.
 	Log *logrus.Entry
@@ -302,12 +298,15 @@ func (s *Server) proxyTLSConfig() *tls.Config {
 	})
 }
 
-// leafKeyFor picks the leaf key type for an app's ClientHello: the forced
-// [ca] leaf_key, else ECDSA (a signature costs 0.03 ms) when the app supports
-// it and RSA (0.7 ms) when it does not.
+// leafKeyFor picks the leaf key type for an app's ClientHello: the [ca]
+// leaf_key of the policy in force (a reload changes it), or for "auto"
+// ECDSA (a signature costs 0.03 ms) when the app supports it and RSA
+// (0.7 ms) when it does not.
 func (s *Server) leafKeyFor(hi *tls.ClientHelloInfo) ca.KeyType {
-	if s.cfg.LeafKey != 0 {
-		return s.cfg.LeafKey
+	if lk := s.Policy().CA.LeafKey; lk != "auto" && lk != "" {
+		if kt, err := ca.ParseKeyType(lk); err == nil { // policy validated it
+			return kt
+		}
 	}
 	return s.cfg.Certs.KeyTypeFor(hi)
 }

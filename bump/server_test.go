@@ -613,3 +613,24 @@ func TestConstrainedCARefusesOtherHosts(t *testing.T) {
 		t.Errorf("403 body %q does not name permitted_hosts", ce.body)
 	}
 }
+
+// [ca] leaf_key forces the key type, and a reloaded policy changes it.
+func TestLeafKeyFollowsPolicy(t *testing.T) {
+	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
+	p := startProxy(t, "[ca]\nleaf_key = \"rsa2048\"\n"+pinConfig(o, "*.leafkey.test", "bump", ""))
+	leaf := func(host string) x509.PublicKeyAlgorithm {
+		resp, _ := get(t, p.legacyClient(t, clientOpts{version: tls.VersionTLS10}), "https://"+host+"/")
+		return resp.TLS.PeerCertificates[0].PublicKeyAlgorithm
+	}
+	if got := leaf("a.leafkey.test"); got != x509.RSA {
+		t.Errorf("leaf_key = rsa2048: leaf key %v, want RSA", got)
+	}
+	pol, err := policy.Parse([]byte(pinConfig(o, "*.leafkey.test", "bump", "")), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.srv.SetPolicy(pol)
+	if got := leaf("b.leafkey.test"); got != x509.ECDSA {
+		t.Errorf("after reload to leaf_key = auto: leaf key %v, want ECDSA", got)
+	}
+}

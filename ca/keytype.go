@@ -44,14 +44,16 @@ func (k KeyType) String() string {
 	return fmt.Sprintf("KeyType(%d)", uint8(k))
 }
 
-// ParseKeyType parses "ecdsa-p256" or "rsa2048" (case-insensitively).
+// ParseKeyType parses "ecdsa-p256" or "rsa2048", or the short forms
+// "ecdsa" and "rsa" that `ca init -key` takes (case-insensitively).
 func ParseKeyType(s string) (KeyType, error) {
-	for _, k := range KeyTypes() {
-		if strings.EqualFold(s, k.String()) {
-			return k, nil
-		}
+	switch strings.ToLower(s) {
+	case "ecdsa-p256", "ecdsa":
+		return KeyECDSAP256, nil
+	case "rsa2048", "rsa":
+		return KeyRSA2048, nil
 	}
-	return 0, fmt.Errorf("key type %q: %w (want ecdsa-p256 or rsa2048)", s, ErrUnknownKeyType)
+	return 0, fmt.Errorf("key type %q: %w (want ecdsa-p256 or rsa2048, or ecdsa or rsa)", s, ErrUnknownKeyType)
 }
 
 // MarshalText implements encoding.TextMarshaler.

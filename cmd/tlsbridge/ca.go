@@ -52,14 +52,9 @@ func runCAInit(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var key ca.KeyType
-	switch *keyName {
-	case "rsa":
-		key = ca.KeyRSA2048
-	case "ecdsa":
-		key = ca.KeyECDSAP256
-	default:
-		return fmt.Errorf("ca init: -key %q is not a key type (want rsa or ecdsa)", *keyName)
+	key, err := ca.ParseKeyType(*keyName)
+	if err != nil {
+		return fmt.Errorf("ca init: -key: %w", err)
 	}
 	dir, err := ca.Dir(cf.caDir, pol.CA.Dir)
 	if err != nil {
@@ -123,7 +118,7 @@ func runCAInfo(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "certificate  %s\nkey          %s\nsubject      %s\nkey type     %s\nsha256       %s\nvalid        %s to %s",
 		a.CertPath(), a.KeyPath(), c.Subject, keyDescription(c), a.Fingerprint(),
 		c.NotBefore.UTC().Format(time.DateOnly), c.NotAfter.UTC().Format(time.DateOnly))
-	if left := time.Until(c.NotAfter); left < 30*24*time.Hour {
+	if left := time.Until(c.NotAfter); left < expiryWarning {
 		fmt.Fprintf(stdout, " (expires in %d days: run tlsbridge ca init -force)", int(left.Hours()/24))
 	}
 	fmt.Fprintln(stdout)

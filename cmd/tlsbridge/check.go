@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/tlsbridge/tlsbridge/bump"
 )
@@ -48,7 +49,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func splitHostPort(s string) (string, int, error) {
 	host, p, err := net.SplitHostPort(s)
 	if err != nil {
-		return s, 443, nil
+		return strings.Trim(s, "[]"), 443, nil // "host", "[v6]" or "v6"
 	}
 	port, err := strconv.Atoi(p)
 	if err != nil || port < 1 || port > 65535 {

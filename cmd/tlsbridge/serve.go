@@ -44,10 +44,6 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	defer cache.Close()
 
-	leafKey, err := leafKeyType(pol.CA.LeafKey)
-	if err != nil {
-		return err
-	}
 	ln, err := net.Listen("tcp", pol.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: cannot listen on %q: %w (is another proxy running? change listen in the config)", pol.Listen, err)
@@ -61,7 +57,6 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	srv, err := bump.New(bump.Config{
 		Policy:           pol,
 		Certs:            cache,
-		LeafKey:          leafKey,
 		Log:              log,
 		LeafMints:        mints,
 		HandshakeTimeout: pol.Limits.HandshakeTimeout,
@@ -114,7 +109,11 @@ func openCA(flagDir string, pol *policy.Policy, mints *bump.LeafMints, log *logr
 		log.WithField(logfield.CADir, dir).Info("created a new CA; apps must trust it: run `tlsbridge ca install` or export it with `tlsbridge ca export`")
 	}
 	warnCAExpiry(authority, log)
-	cache, err := ca.NewCache(authority, ca.CacheConfig{Logger: log.Debugf, OnMint: mints.Observe})
+	var debugf func(string, ...any) // nil: a cache hit formats no line nobody sees
+	if log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+		debugf = log.Debugf
+	}
+	cache, err := ca.NewCache(authority, ca.CacheConfig{Logger: debugf, OnMint: mints.Observe})
 	if err != nil {
 		return nil, nil, fmt.Errorf("leaf cache: %w", err)
 	}
@@ -149,19 +148,6 @@ func warnInsecure(pol *policy.Policy, log *logrus.Entry) {
 	for _, where := range pol.Insecure() {
 		log.WithField(logfield.Rule, where).Warnf("verify = false in %s: upstream certificates are NOT verified there", where)
 	}
-}
-
-// leafKeyType maps [ca] leaf_key to a key type; zero means auto.
-func leafKeyType(s string) (ca.KeyType, error) {
-	switch s {
-	case "", "auto":
-		return 0, nil
-	case "rsa2048":
-		return ca.KeyRSA2048, nil
-	case "ecdsa-p256":
-		return ca.KeyECDSAP256, nil
-	}
-	return 0, fmt.Errorf("ca.leaf_key: %q is not a key type (want auto, rsa2048 or ecdsa-p256)", s)
 }
 
 // newLogger builds the process's one logger from [log].
