@@ -360,7 +360,7 @@ func finishDebianRemoval(c *x509.Certificate) error {
 	if _, err := os.Stat(debianHooksDir); err != nil {
 		return nil // not Debian
 	}
-	link := filepath.Join(debianCertsDir, strings.ReplaceAll(trustName(c), " ", "_")+".pem")
+	link := filepath.Join(debianCertsDir, systemFileName(c)+".pem")
 	fi, err := os.Lstat(link)
 	if err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		return nil // update-ca-certificates did remove it, or never made it
@@ -483,6 +483,12 @@ func (e *trustEnv) uninstall(c *x509.Certificate, s Store) StoreResult {
 	return r
 }
 
+// systemFileName is the file name truststore (and so Debian's
+// /etc/ssl/certs symlink) gives the CA: its trust name with underscores.
+func systemFileName(c *x509.Certificate) string {
+	return strings.ReplaceAll(trustName(c), " ", "_")
+}
+
 func because(err error) string {
 	if err == nil {
 		return ""
@@ -492,7 +498,7 @@ func because(err error) string {
 
 func stillTrustedHint(s Store, err error) string {
 	if err != nil {
-		return " (" + err.Error() + ")"
+		return because(err)
 	}
 	switch s {
 	case StoreJava:
@@ -522,7 +528,7 @@ func (e *trustEnv) openSystem(c *x509.Certificate, write bool) (trustStore, erro
 	st := &systemStore{
 		e: e,
 		// The name truststore gives the file.
-		anchor: fmt.Sprintf(e.systemFile, strings.ReplaceAll(trustName(c), " ", "_")),
+		anchor: fmt.Sprintf(e.systemFile, systemFileName(c)),
 	}
 	for _, b := range e.bundles {
 		if _, err := os.Stat(b); err == nil {
