@@ -179,11 +179,10 @@ func (b *builder) pool(files []string) *x509.CertPool {
 	if len(files) > 0 {
 		p = b.sys.Clone()
 		for _, f := range files {
-			cf, ok := b.certs[f]
+			cf, ok := b.certs[f] // validate read every ca_files entry
 			if !ok {
-				cf = readCertFile(f)
+				b.check(fmt.Errorf("ca_files %q was not read by validate", f))
 			}
-			b.check(cf.err)
 			for _, c := range cf.certs {
 				p.AddCert(c)
 			}

@@ -120,7 +120,7 @@ func ptr[T any](v T) *T { return &v }
 // 1.0–1.3, upstream TLS 1.2–1.3 with verification against the system roots,
 // no rules (every host gets action auto) and no listeners.
 func Default() *Policy {
-	p, err := build(defaultFileConfig(), "", &validated{})
+	p, err := Parse(nil, "")
 	if err != nil {
 		// The defaults are constants checked by TestDefault.
 		panic("policy: built-in defaults do not build: " + err.Error())

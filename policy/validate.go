@@ -93,13 +93,8 @@ func (fc *fileConfig) validate(path string) (*validated, error) {
 		v.listener(fmt.Sprintf("listener[%d]", i), fc, l, open)
 	}
 
-	certs := make(map[string]certFile, len(v.certs))
-	for p, cf := range v.certs {
-		if cf.err == nil {
-			certs[p] = cf
-		}
-	}
-	return &validated{certs: certs, users: v.users}, errors.Join(v.errs...)
+	// With any error build never runs, so v.certs goes over as it is.
+	return &validated{certs: v.certs, users: v.users}, errors.Join(v.errs...)
 }
 
 var logLevels = []string{"trace", "debug", "info", "warn", "error"}
