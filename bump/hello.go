@@ -42,9 +42,22 @@ func (h *clientHello) alpn() []string {
 
 // serve starts the app-facing TLS server on c: the peeked ClientHello is
 // replayed first, and writes go through a batchConn (see batch.go).
+//
+// An app below TLS 1.3 that offers P-256 gets its ECDHE on P-256: Go's
+// P-256 is assembly with a precomputed base-point table and costs less than
+// its X25519, which Go's server would otherwise pick first whatever
+// Config.CurvePreferences says. TLS 1.3 apps keep Go's choice, because their
+// key share is usually X25519 and another curve would cost a
+// HelloRetryRequest round trip.
 func (h *clientHello) serve(c net.Conn, cfg *tls.Config) *tls.Conn {
+	if h.maxOffered() < tls.VersionTLS13 && slices.Contains(h.info.SupportedCurves, tls.CurveP256) {
+		cfg.CurvePreferences = p256Only
+	}
 	return tls.Server(&batchConn{Conn: &replayConn{Conn: c, pending: h.recorded}}, cfg)
 }
+
+// p256Only is the curve list of apps below TLS 1.3 (see serve).
+var p256Only = []tls.CurveID{tls.CurveP256}
 
 // appALPN is the app's ALPN offer as tlsbridge passes it on: without "h2"
 // when the app cannot speak TLS 1.2, since HTTP/2 requires TLS 1.2 or later

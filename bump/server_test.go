@@ -340,6 +340,10 @@ func TestBumpLegacyClients(t *testing.T) {
 			if got := resp.TLS.PeerCertificates[0].PublicKeyAlgorithm; got != wantKey {
 				t.Errorf("leaf key = %v, want %v", got, wantKey)
 			}
+			if tt.opts.suites == nil && resp.TLS.CurveID != tls.CurveP256 {
+				// Go's server would take X25519, the dearer curve (see serve).
+				t.Errorf("ECDHE curve = %v, want P-256 for an app below TLS 1.3", resp.TLS.CurveID)
+			}
 			if tt.opts.suites != nil && resp.TLS.CipherSuite != tt.opts.suites[0] {
 				t.Errorf("cipher = %s, want %s", tls.CipherSuiteName(resp.TLS.CipherSuite), tls.CipherSuiteName(tt.opts.suites[0]))
 			}

@@ -70,13 +70,11 @@ func newAppFacingBase() (*tls.Config, error) {
 		MinVersion:   tls.VersionTLS10, //nolint:gosec // legacy apps on loopback are the product's purpose; tested in legacy_test.go
 		MaxVersion:   tls.VersionTLS13,
 		CipherSuites: legacyClientCipherSuites,
-		// P-256 first: Go's P-256 has an assembly implementation and an
-		// ECDHE with it costs about two thirds of one with X25519 (measured
-		// here: 101 vs 147 µs for key generation plus shared secret), and
-		// every legacy client that does ECDHE at all offers it. A Go server
-		// follows its own order for TLS 1.0-1.2; for TLS 1.3 it still takes
-		// an X25519 key share the app already sent, so no extra round trip.
-		CurvePreferences: []tls.CurveID{tls.CurveP256, tls.X25519, tls.CurveP384},
+		// What the app may use for ECDHE. The order here is not a
+		// preference: since Go 1.24 a server walks Go's own default order
+		// (X25519 first) and only drops the curves missing here; see
+		// clientHello.serve, which narrows TLS 1.0-1.2 apps to P-256.
+		CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384},
 	}
 	base.SetSessionTicketKeys([][32]byte{key})
 	return base, nil
