@@ -222,7 +222,9 @@ func (s *Server) handOffReusing(client, app, upstream net.Conn, ci *connInfo, op
 			ci.stats.firstOut = nil
 		}
 		s.metrics.access(ci)
-		s.log.WithFields(ci.fields()).Info("access")
+		if s.log.Logger.IsLevelEnabled(logrus.InfoLevel) { // fields cost 4 KiB of allocations
+			s.log.WithFields(ci.fields()).Info("access")
+		}
 	}()
 }
 

@@ -16,10 +16,10 @@ import (
 // openListeners opens the port of every [[listener]], in file order, before
 // anything is served: a port that is taken fails startup naming the
 // listener's key, and the ports already opened are closed again.
-func openListeners(pol *policy.Policy) ([]net.Listener, error) {
+func openListeners(ctx context.Context, pol *policy.Policy) ([]net.Listener, error) {
 	lns := make([]net.Listener, 0, len(pol.Listeners))
 	for _, l := range pol.Listeners {
-		ln, err := net.Listen("tcp", l.Listen)
+		ln, err := bump.Listen(ctx, l.Listen)
 		if err != nil {
 			closeListeners(lns)
 			return nil, fmt.Errorf("%s.listen: cannot listen on %q: %w (is another program using the port? change %s.listen in the config)", l.Name, l.Listen, err, l.Name)

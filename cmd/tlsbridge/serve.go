@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"sync"
@@ -44,11 +43,11 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	defer cache.Close()
 
-	ln, err := net.Listen("tcp", pol.Listen)
+	ln, err := bump.Listen(ctx, pol.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: cannot listen on %q: %w (is another proxy running? change listen in the config)", pol.Listen, err)
 	}
-	lns, err := openListeners(pol)
+	lns, err := openListeners(ctx, pol)
 	if err != nil {
 		ln.Close()
 		return err
