@@ -269,10 +269,12 @@ func (r *reuser) isKeeping() bool {
 
 // Pool limits. Idle connections are dropped well before common server
 // keep-alive timeouts (Apache: 5 s, nginx: 75 s) so a kept connection is
-// rarely one the server is about to close.
+// rarely one the server is about to close. Per key, enough for an app with
+// dozens of workers that each reconnect per request (at 8, 16 such workers
+// dialled on every other connection).
 const (
 	poolIdleTime   = 4 * time.Second
-	poolPerKey     = 8
+	poolPerKey     = 64
 	poolTotal      = 256
 	poolProbeDelay = time.Millisecond
 )
@@ -334,15 +336,35 @@ func (p *upstreamPool) take(k poolKey) *tls.Conn {
 	}
 }
 
-// alive checks an idle connection without blocking for long: nothing to
-// read within poolProbeDelay means the server has not closed it.
+// alive checks an idle connection without blocking: no bytes waiting on its
+// socket means the server has not closed it nor sent anything since. Bytes
+// waiting may still be harmless (a TLS 1.3 NewSessionTicket or KeyUpdate,
+// which crypto/tls consumes itself), so those are read through TLS for at
+// most poolProbeDelay: anything that surfaces as data, or an error other
+// than the timeout, drops the connection.
 func alive(c *tls.Conn) bool {
+	switch peekSocket(c.NetConn()) {
+	case socketIdle:
+		return true
+	case socketClosed:
+		return false
+	}
 	c.SetReadDeadline(time.Now().Add(poolProbeDelay))
 	var b [1]byte
 	_, err := c.Read(b[:])
 	c.SetReadDeadline(time.Time{})
 	return err != nil && isTimeout(err)
 }
+
+// socketState is what peekSocket saw.
+type socketState int
+
+const (
+	socketUnknown  socketState = iota // cannot tell on this platform
+	socketIdle                        // open, nothing to read
+	socketReadable                    // bytes are waiting
+	socketClosed                      // FIN, reset or closed here
+)
 
 func (p *upstreamPool) expireLocked(now time.Time) {
 	for k, list := range p.conns {
