@@ -175,7 +175,8 @@ func (s *Server) handleConnect(req *http.Request, client net.Conn, _ *goproxy.Pr
 			return
 		}
 	}
-	if err := hello.servable(); err != nil {
+	if err := hello.servable(rule.Client, section(rule.Name, "client")); err != nil {
+		hello.refuse(client, err)
 		s.warnClient(ci, err, hello)
 		return
 	}

@@ -125,13 +125,22 @@ func (e *upstreamError) explain() (status int, cause, fix string) {
 // goes: a listener's synthetic rule (see ServeListener) carries the
 // listener's name.
 func upstreamSection(rule *policy.Rule) string {
-	switch {
-	case rule == nil || rule.Name == "default":
-		return "[upstream]"
-	case strings.HasPrefix(rule.Name, "listener["):
-		return "[listener.upstream] of " + rule.Name
+	if rule == nil {
+		return section("default", "upstream")
 	}
-	return "[rule.upstream] of " + rule.Name
+	return section(rule.Name, "upstream")
+}
+
+// section names the config table that holds side ("client" or "upstream")
+// for a rule or listener name.
+func section(name, side string) string {
+	switch {
+	case name == "default":
+		return "[" + side + "]"
+	case strings.HasPrefix(name, "listener["):
+		return "[listener." + side + "] of " + name
+	}
+	return "[rule." + side + "] of " + name
 }
 
 // server names the upstream for a person: the host, and the address dialled
@@ -169,6 +178,9 @@ func errorBody(status int, host string, cause, fix string) string {
 func clientHint(err error, h *clientHello) string {
 	if errors.Is(err, errSSLv2Hello) {
 		return "the app sent an SSLv2-format ClientHello; disable SSLv2Hello on the client (Java: -Djdk.tls.client.protocols=TLSv1 and remove SSLv2Hello from https.protocols)"
+	}
+	if errors.Is(err, errClientVersion) {
+		return "lower client.min_tls (or raise max_tls) in that rule or in [client] if this app must be served; the app-facing leg is the loopback one"
 	}
 	if h != nil {
 		if h.maxOffered() < tls.VersionTLS10 {

@@ -5,9 +5,12 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
+
+	"github.com/tlsbridge/tlsbridge/policy"
 )
 
 // clientHello is what tlsbridge learns from an app's ClientHello before it
@@ -27,12 +30,39 @@ func (h *clientHello) maxOffered() uint16 {
 // no cipher suite in common (clientHint says which).
 var errUnservable = errors.New("the app's ClientHello cannot be served")
 
-// servable reports errUnservable for a hello no app-facing config accepts.
-func (h *clientHello) servable() error {
-	if h.maxOffered() < tls.VersionTLS10 || !sharesSuite(h.info.CipherSuites) {
+// errClientVersion is a ClientHello whose versions the rule's client.min_tls
+// and max_tls exclude.
+var errClientVersion = errors.New("the app's TLS versions are outside client.min_tls/max_tls")
+
+// servable reports errUnservable for a hello no app-facing config accepts,
+// and errClientVersion (naming key, the rule or listener) for one that c
+// excludes. Checking here refuses such an app before an upstream is dialled
+// for it.
+func (h *clientHello) servable(c policy.ClientTLS, key string) error {
+	lo, hi := offeredRange(h.info.SupportedVersions)
+	if hi < tls.VersionTLS10 || !sharesSuite(h.info.CipherSuites) {
 		return errUnservable
 	}
+	if hi < c.MinVersion || lo > c.MaxVersion {
+		return fmt.Errorf("%w: it offers %s-%s, %s allows %s-%s", errClientVersion,
+			versionName(lo), versionName(hi), key, versionName(c.MinVersion), versionName(c.MaxVersion))
+	}
 	return nil
+}
+
+// refuse answers an unservable hello with the fatal alert crypto/tls would
+// have sent (protocol_version or handshake_failure), so the app reports a
+// TLS error rather than a dropped connection.
+func (h *clientHello) refuse(c net.Conn, err error) {
+	code := byte(alertHandshakeFailure)
+	if errors.Is(err, errClientVersion) || h.maxOffered() < tls.VersionTLS10 {
+		code = alertProtocolVersion
+	}
+	rv := []byte{0x03, 0x01} // the record version of the app's hello, if read
+	if len(h.recorded) >= 3 {
+		rv = h.recorded[1:3]
+	}
+	c.Write([]byte{0x15, rv[0], rv[1], 0x00, 0x02, 0x02, code}) // alert record: fatal, code
 }
 
 // alpn is the app's ALPN offer as tlsbridge passes it on (see appALPN).

@@ -195,6 +195,8 @@ func reason(err error, hello *clientHello) string {
 		return reasonSSLv2Hello
 	case errors.Is(err, errNotTLS):
 		return reasonNotTLS
+	case errors.Is(err, errClientVersion):
+		return reasonProtocolVersion // outside client.min_tls/max_tls
 	case hello != nil && hello.maxOffered() < tls.VersionTLS10:
 		return reasonProtocolVersion // SSL 3.0 only
 	case hello != nil && !sharesSuite(hello.info.CipherSuites):
