@@ -272,7 +272,7 @@ func (c *Cache) removeLocked(el *list.Element) {
 // mint signs a leaf for normalized names with the process-wide key of kt.
 func (c *Cache) mint(names []string, kt KeyType) (*tls.Certificate, error) {
 	key := c.keys[kt]
-	leaf, der, err := c.a.issue(names, key.Public(), c.now(), c.validity)
+	leaf, der, err := c.a.issue(c.a.root(), names, key.Public(), c.now(), c.validity)
 	if err != nil {
 		return nil, fmt.Errorf("mint leaf for %q: %w", strings.Join(names, ","), err)
 	}

@@ -38,7 +38,7 @@ func (a *Authority) Issue(names []string, pub crypto.PublicKey, validity time.Du
 	if err != nil {
 		return nil, nil, err
 	}
-	return a.issue(norm, pub, time.Now(), validity)
+	return a.issue(a.root(), norm, pub, time.Now(), validity)
 }
 
 // normalizeNames normalizes and de-duplicates names, keeping their order.
@@ -79,8 +79,22 @@ func normalizeName(n string) (string, error) {
 	return h, nil
 }
 
-// issue signs a leaf for already-normalized names at time now.
-func (a *Authority) issue(names []string, pub crypto.PublicKey, now time.Time, validity time.Duration) (*x509.Certificate, []byte, error) {
+// issuer is a CA certificate and the key that signs with it: the
+// Authority's own (root), or the in-memory intermediate a Cache makes for
+// ECDSA leaves (intermediate.go).
+type issuer struct {
+	cert   *x509.Certificate
+	signer crypto.Signer
+}
+
+// root returns the Authority itself as an issuer.
+func (a *Authority) root() issuer { return issuer{cert: a.Cert, signer: a.signer} }
+
+// issue signs, with iss, a leaf for already-normalized names at time now.
+// Expiry and name constraints are checked against the Authority's own
+// certificate, which every chain ends in (an intermediate copies its name
+// constraints and expires with it).
+func (a *Authority) issue(iss issuer, names []string, pub crypto.PublicKey, now time.Time, validity time.Duration) (*x509.Certificate, []byte, error) {
 	if len(names) == 0 {
 		return nil, nil, ErrNoNames
 	}
@@ -97,17 +111,18 @@ func (a *Authority) issue(names []string, pub crypto.PublicKey, now time.Time, v
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
-		// Backdated for clients whose clocks run behind; clamped to the CA,
-		// since a leaf outliving its issuer fails in strict verifiers.
+		// Backdated for clients whose clocks run behind; clamped to the
+		// issuer, since a leaf outliving its issuer fails in strict
+		// verifiers.
 		NotBefore: now.Add(-backdate),
-		NotAfter:  minTime(now.Add(validity), a.Cert.NotAfter),
+		NotAfter:  minTime(now.Add(validity), iss.cert.NotAfter),
 		// serverAuth only: these leaves must never be usable as client
 		// certificates or for code signing.
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true, // cA=FALSE, stated explicitly
-		// Ties the leaf to this CA's key even if several tlsbridge CAs with
-		// similar subjects are installed (RFC 5280 §4.2.1.1).
-		AuthorityKeyId: a.Cert.SubjectKeyId,
+		// Ties the leaf to its issuer's key even if several tlsbridge CAs
+		// with similar subjects are installed (RFC 5280 §4.2.1.1).
+		AuthorityKeyId: iss.cert.SubjectKeyId,
 	}
 	if cn := names[0]; len(cn) <= ubCommonName {
 		// Clients from before RFC 2818 was enforced (and some current
@@ -141,13 +156,13 @@ func (a *Authority) issue(names []string, pub crypto.PublicKey, now time.Time, v
 	default:
 		return nil, nil, fmt.Errorf("sign leaf for %q: public key %T: %w", names[0], pub, ErrUnsupportedKey)
 	}
-	if _, ok := a.Cert.PublicKey.(*rsa.PublicKey); ok {
+	if _, ok := iss.cert.PublicKey.(*rsa.PublicKey); ok {
 		// SHA-256 with PKCS #1 v1.5, stated explicitly: it is Go's
 		// default today, and what every client back to Windows XP SP3
 		// verifies; RSA-PSS or SHA-1 would not do.
 		tmpl.SignatureAlgorithm = x509.SHA256WithRSA
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.Cert, pub, a.signer)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, iss.cert, pub, iss.signer)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sign leaf for %q: %w", names[0], err)
 	}
