@@ -260,12 +260,13 @@ func TestParseLegacyKeyFormats(t *testing.T) {
 
 func TestCACertificate(t *testing.T) {
 	for _, tt := range []struct {
-		name    string
-		key     ca.KeyType
-		wantAlg x509.SignatureAlgorithm
+		name        string
+		key         ca.KeyType
+		wantAlg     x509.SignatureAlgorithm
+		wantPathLen int // 1: room for the ECDSA leaf intermediate
 	}{
-		{"default-rsa", 0, x509.SHA256WithRSA},
-		{"ecdsa-p256", ca.KeyECDSAP256, x509.ECDSAWithSHA256},
+		{"default-rsa", 0, x509.SHA256WithRSA, 1},
+		{"ecdsa-p256", ca.KeyECDSAP256, x509.ECDSAWithSHA256, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			a, err := ca.Create(t.TempDir(), ca.Options{Key: tt.key}, false)
@@ -276,8 +277,8 @@ func TestCACertificate(t *testing.T) {
 			if !c.IsCA || !c.BasicConstraintsValid {
 				t.Errorf("IsCA = %v, BasicConstraintsValid = %v, want true, true", c.IsCA, c.BasicConstraintsValid)
 			}
-			if c.MaxPathLen != 0 || !c.MaxPathLenZero {
-				t.Errorf("MaxPathLen = %d, MaxPathLenZero = %v, want 0, true", c.MaxPathLen, c.MaxPathLenZero)
+			if c.MaxPathLen != tt.wantPathLen || c.MaxPathLenZero != (tt.wantPathLen == 0) {
+				t.Errorf("MaxPathLen = %d, MaxPathLenZero = %v, want %d, %v", c.MaxPathLen, c.MaxPathLenZero, tt.wantPathLen, tt.wantPathLen == 0)
 			}
 			if want := x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature; c.KeyUsage != want {
 				t.Errorf("KeyUsage = %b, want %b", c.KeyUsage, want)

@@ -61,7 +61,9 @@ type CacheStats struct {
 //
 // Every leaf of one key type shares one private key, generated in NewCache
 // and held only in memory (see the package documentation for why), so a
-// miss costs one signature, not a key generation.
+// miss costs one signature, not a key generation. With an RSA CA that
+// allows it, ECDSA leaves are signed by an in-memory ECDSA intermediate
+// (see ECDSAIssuer), so that signature is an ECDSA one.
 type Cache struct {
 	a        *Authority
 	validity time.Duration
@@ -71,8 +73,10 @@ type Cache struct {
 	now      func() time.Time                 // a clock hook for tests; time.Now otherwise
 
 	// Set in NewCache, read-only afterwards.
-	keys   map[KeyType]crypto.Signer
-	probes map[KeyType]*tls.Certificate
+	keys        map[KeyType]crypto.Signer
+	probes      map[KeyType]*tls.Certificate
+	ecdsaIssuer ECDSAIssuer
+	inter       *issuer // signs KeyECDSAP256 leaves; nil: the CA does
 
 	mu       sync.Mutex
 	lru      *list.List // of *cacheEntry, most recently used first
@@ -101,9 +105,11 @@ type mintCall struct {
 	err  error
 }
 
-// NewCache returns a Cache whose leaves are signed by a. It generates the
-// process-wide leaf keys (one ECDSA P-256, one RSA-2048, together about
-// 50 ms) and the Probe certificates. It panics if a is nil.
+// NewCache returns a Cache whose leaves are signed by a, or for ECDSA
+// leaves by an intermediate it signs with a (see ECDSAIssuer). It
+// generates the process-wide leaf keys (one ECDSA P-256, one RSA-2048,
+// together about 50 ms), the intermediate if any, and the Probe
+// certificates. It panics if a is nil.
 func NewCache(a *Authority, cfg CacheConfig) (*Cache, error) {
 	if a == nil {
 		panic("ca: NewCache with nil Authority")
@@ -134,6 +140,14 @@ func NewCache(a *Authority, cfg CacheConfig) (*Cache, error) {
 		}
 		c.keys[kt] = key
 	}
+	c.ecdsaIssuer = ecdsaIssuerFor(a.Cert, c.now())
+	if c.ecdsaIssuer == ECDSAIssuerIntermediate {
+		inter, err := newIntermediate(a, c.now())
+		if err != nil {
+			return nil, fmt.Errorf("new certificate cache: %w", err)
+		}
+		c.inter = inter
+	}
 	for _, kt := range KeyTypes() {
 		p, err := newProbe(c.keys[kt], c.now())
 		if err != nil {
@@ -147,11 +161,26 @@ func NewCache(a *Authority, cfg CacheConfig) (*Cache, error) {
 // Authority returns the CA the Cache signs with.
 func (c *Cache) Authority() *Authority { return c.a }
 
+// ECDSAIssuer reports how the Cache signs ECDSA leaves, as decided in
+// NewCache.
+func (c *Cache) ECDSAIssuer() ECDSAIssuer { return c.ecdsaIssuer }
+
+// Intermediate returns the in-memory ECDSA intermediate that signs the
+// Cache's ECDSA leaves, or nil if the CA signs them itself (see
+// ECDSAIssuer). It is shared and must not be modified.
+func (c *Cache) Intermediate() *x509.Certificate {
+	if c.inter == nil {
+		return nil
+	}
+	return c.inter.cert
+}
+
 // Get returns a leaf for the host name or IP literal name with a key of type
 // kt, minting it on a miss. name is normalized first (case, trailing dot,
 // port, IDNA), so "API.Example.com." and "api.example.com:443" share one
 // entry. The returned certificate has Leaf set and Certificate = [leaf DER,
-// CA DER]; it is shared and must not be modified.
+// issuer DER], the issuer being the Intermediate for an ECDSA leaf if there
+// is one, else the CA; it is shared and must not be modified.
 func (c *Cache) Get(name string, kt KeyType) (*tls.Certificate, error) {
 	if !kt.valid() {
 		return nil, fmt.Errorf("leaf for %q: %v: %w", name, kt, ErrUnknownKeyType)
@@ -269,17 +298,27 @@ func (c *Cache) removeLocked(el *list.Element) {
 	delete(c.entries, el.Value.(*cacheEntry).key)
 }
 
-// mint signs a leaf for normalized names with the process-wide key of kt.
+// mint signs a leaf for normalized names with the process-wide key of kt,
+// by the intermediate for an ECDSA key if there is one, else by the CA.
 func (c *Cache) mint(names []string, kt KeyType) (*tls.Certificate, error) {
 	key := c.keys[kt]
-	leaf, der, err := c.a.issue(c.a.root(), names, key.Public(), c.now(), c.validity)
+	iss := c.a.root()
+	if kt == KeyECDSAP256 && c.inter != nil {
+		iss = *c.inter
+	}
+	leaf, der, err := c.a.issue(iss, names, key.Public(), c.now(), c.validity)
 	if err != nil {
 		return nil, fmt.Errorf("mint leaf for %q: %w", strings.Join(names, ","), err)
 	}
 	return &tls.Certificate{
-		// The CA goes second so clients that want the whole chain (and
-		// tools that print it) get it; clients that trust the CA ignore it.
-		Certificate: [][]byte{der, c.a.Cert.Raw},
+		// The issuer goes second. An intermediate must: clients know only
+		// the CA and build the chain from what the server sends. The CA
+		// (when it is the issuer) lets clients that want the whole chain,
+		// and tools that print it, get it; clients that trust it ignore
+		// it. With an intermediate the CA stays out: every client that
+		// verifies has it already, and it would add its ~830 bytes to
+		// each handshake.
+		Certificate: [][]byte{der, iss.cert.Raw},
 		PrivateKey:  key,
 		Leaf:        leaf,
 	}, nil

@@ -1,6 +1,7 @@
 package ca_test
 
 import (
+	"crypto/x509"
 	"fmt"
 	"testing"
 
@@ -11,9 +12,20 @@ import (
 // BenchmarkMint measures a cache miss: normalize, sign a leaf over the
 // process-wide key, parse it, insert. Every iteration uses a new name. The
 // CA is RSA-2048, the default, so this is what a new host costs in
-// production; sub-benchmarks name the leaf key type.
+// production; sub-benchmarks name the leaf key type. ECDSA leaves are
+// signed by the in-memory ECDSA intermediate, RSA leaves by the CA.
 func BenchmarkMint(b *testing.B) {
 	benchmarkMint(b, catest.NewWithOptions(b, ca.Options{Key: ca.KeyRSA2048}))
+}
+
+// BenchmarkMintPathLen0CA is BenchmarkMint with an RSA-2048 CA of path
+// length 0, as tlsbridge made them before the intermediate: it signs ECDSA
+// leaves itself, an RSA signature each.
+func BenchmarkMintPathLen0CA(b *testing.B) {
+	key := testKeys()[ca.KeyRSA2048]
+	benchmarkMint(b, importCA(b, buildCA(b, "old tlsbridge CA", key, nil, nil, func(c *x509.Certificate) {
+		c.MaxPathLen, c.MaxPathLenZero = 0, true
+	}), key))
 }
 
 // BenchmarkMintECDSACA is BenchmarkMint with an ECDSA P-256 CA.

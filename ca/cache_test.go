@@ -134,9 +134,13 @@ func TestHandshake(t *testing.T) {
 			}
 			if len(st.VerifiedChains) == 0 {
 				t.Errorf("no verified chains")
+			} else if chain := st.VerifiedChains[0]; !chain[len(chain)-1].Equal(tt.ca.Cert) {
+				t.Errorf("verified chain ends in %q, want the CA %q", chain[len(chain)-1].Subject, tt.ca.Cert.Subject)
 			}
+			// The leaf's issuer: the in-memory intermediate for an ECDSA
+			// leaf of an RSA CA, else the CA.
 			if got := len(st.PeerCertificates); got != 2 {
-				t.Errorf("server sent %d certificates, want 2 (leaf and CA)", got)
+				t.Errorf("server sent %d certificates, want 2 (leaf and its issuer)", got)
 			}
 			if err := st.PeerCertificates[0].VerifyHostname(tt.serverName); err != nil {
 				t.Errorf("leaf does not match %q: %v", tt.serverName, err)

@@ -70,8 +70,8 @@ func newAuthority(opts Options) (*Authority, error) {
 		// a CA at all (RFC 5280 §4.2.1.9).
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-		// Path length 0: this CA signs leaves only, never intermediate CAs,
-		// so a leaked leaf key can never be used to issue certificates.
+		// Path length 0 (set to 1 below for an RSA CA): an ECDSA CA signs
+		// every leaf itself, as fast as any intermediate could.
 		MaxPathLen:     0,
 		MaxPathLenZero: true,
 		// CertSign and CRLSign are what the CA/Browser Forum Baseline
@@ -87,6 +87,14 @@ func newAuthority(opts Options) (*Authority, error) {
 		// Explicit, so a change of Go's default (e.g. to RSA-PSS) can never
 		// produce a CA that Windows XP or Java 6 cannot verify.
 		tmpl.SignatureAlgorithm = x509.SHA256WithRSA
+		// Path length 1: the CA may sign exactly one level of sub-CA, the
+		// ECDSA intermediate a Cache makes in memory so that an ECDSA leaf
+		// costs one ECDSA signature instead of an RSA one (intermediate.go).
+		// This grants the key holder nothing new, since whoever has this
+		// key can sign leaves directly; the intermediate has path length 0,
+		// so its key (in memory, beside this one) can sign leaves but
+		// never another CA.
+		tmpl.MaxPathLen, tmpl.MaxPathLenZero = 1, false
 	}
 	if len(opts.PermittedHosts) > 0 {
 		if err := applyPermittedHosts(tmpl, opts.PermittedHosts); err != nil {

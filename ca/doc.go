@@ -14,10 +14,26 @@
 // created and signs every leaf of that type over the same key; the keys live
 // only in memory and die with the process. Generating a key per host would
 // put RSA key generation (35–58 ms on the machines tlsbridge targets) on the
-// handshake path, where signing a leaf for an existing key costs 0.1–0.3 ms
-// with an ECDSA CA and about 2 ms with the default RSA-2048 CA (RSA signing,
+// handshake path, where signing a leaf for an existing key costs 0.2–0.3 ms
+// with an ECDSA signature and about 2 ms with an RSA-2048 one (RSA signing,
 // plus the self-check crypto/x509 runs on every signature; see
 // BenchmarkMint).
+//
+// # An ECDSA intermediate for ECDSA leaves
+//
+// The default CA is RSA-2048, so that apps that verify only RSA (Windows XP,
+// Java 6) can use it. Those apps get RSA leaves signed by the CA. Every
+// other app gets an ECDSA leaf, and for those a Cache signs, once at
+// creation, an ECDSA P-256 intermediate with the CA key and signs the
+// leaves with the intermediate: a new host then costs an ECDSA signature,
+// not an RSA one. The intermediate's key lives only in memory, like the
+// leaf keys; it has path length 0, serverAuth as its only extended key
+// usage and the CA's name constraints, and expires with the CA. The CA
+// stays out of the chain the proxy serves ([leaf, intermediate]): apps have
+// it. A CA that forbids a sub-CA (path length 0: made by an older
+// tlsbridge, or imported), one that is not self-signed, and an ECDSA CA
+// (as fast on its own) sign ECDSA leaves themselves; ECDSAIssuer says
+// which applies.
 //
 // The cost of sharing is that a leaked leaf key can impersonate every host
 // the process has minted a leaf for. But the leaf keys sit in the same
@@ -31,8 +47,10 @@
 //
 // The CA is RSA-2048 by default, because Windows XP and Java 6 cannot verify
 // an ECDSA chain; ECDSA P-256 is available for newer fleets. It is valid for
-// ten years, constrained to signing leaves (path length 0), and can be
-// limited to given names with X.509 name constraints (Options.PermittedHosts).
+// ten years, may sign one level of sub-CA below it if RSA (path length 1:
+// the in-memory intermediate above; an ECDSA CA has path length 0), and can
+// be limited to given names with X.509 name constraints
+// (Options.PermittedHosts).
 // Leaves carry their names as SANs and the first name as the common name,
 // serverAuth only, KeyEncipherment for RSA keys (RSA key exchange), 128-bit
 // random serials, and a NotBefore an hour in the past for skewed clocks.

@@ -21,26 +21,34 @@ import (
 
 // TestLeafQuality checks a minted leaf field by field against what strict
 // clients require (CA/Browser Forum Baseline Requirements §7.1, RFC 5280),
-// then lets OpenSSL judge it with -x509_strict.
+// then lets OpenSSL judge it, and the chain served with it, with
+// -x509_strict. ECDSA leaves of an RSA CA come with the in-memory
+// intermediate (wantInter), a three-level chain.
 func TestLeafQuality(t *testing.T) {
 	rsaCA := catest.NewWithOptions(t, ca.Options{Key: ca.KeyRSA2048})
 	ecCA := catest.New(t)
 	constrained := catest.NewWithOptions(t, ca.Options{PermittedHosts: []string{"example.com"}})
+	constrainedRSA := catest.NewWithOptions(t, ca.Options{Key: ca.KeyRSA2048, PermittedHosts: []string{"example.com"}})
 	tests := []struct {
-		name    string
-		ca      *ca.Authority
-		kt      ca.KeyType
-		host    string
-		wantSig x509.SignatureAlgorithm
-		wantKU  x509.KeyUsage
+		name      string
+		ca        *ca.Authority
+		kt        ca.KeyType
+		host      string
+		wantSig   x509.SignatureAlgorithm
+		wantKU    x509.KeyUsage
+		wantInter bool
 	}{
 		{"rsa-ca/rsa-leaf", rsaCA, ca.KeyRSA2048, "api.example.com", x509.SHA256WithRSA,
-			x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment},
-		{"rsa-ca/ecdsa-leaf", rsaCA, ca.KeyECDSAP256, "api.example.com", x509.SHA256WithRSA, x509.KeyUsageDigitalSignature},
-		{"ecdsa-ca/ecdsa-leaf", ecCA, ca.KeyECDSAP256, "api.example.com", x509.ECDSAWithSHA256, x509.KeyUsageDigitalSignature},
+			x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, false},
+		{"rsa-ca/ecdsa-leaf", rsaCA, ca.KeyECDSAP256, "api.example.com", x509.ECDSAWithSHA256, x509.KeyUsageDigitalSignature, true},
+		{"rsa-ca/ecdsa-leaf/ip", rsaCA, ca.KeyECDSAP256, "192.0.2.10", x509.ECDSAWithSHA256, x509.KeyUsageDigitalSignature, true},
+		{"ecdsa-ca/ecdsa-leaf", ecCA, ca.KeyECDSAP256, "api.example.com", x509.ECDSAWithSHA256, x509.KeyUsageDigitalSignature, false},
 		{"ecdsa-ca/rsa-leaf/ip", ecCA, ca.KeyRSA2048, "192.0.2.10", x509.ECDSAWithSHA256,
-			x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment},
-		{"constrained-ca/permitted", constrained, ca.KeyECDSAP256, "www.example.com", x509.ECDSAWithSHA256, x509.KeyUsageDigitalSignature},
+			x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, false},
+		{"constrained-ca/permitted", constrained, ca.KeyECDSAP256, "www.example.com", x509.ECDSAWithSHA256, x509.KeyUsageDigitalSignature, false},
+		{"constrained-rsa-ca/ecdsa-leaf/permitted", constrainedRSA, ca.KeyECDSAP256, "www.example.com", x509.ECDSAWithSHA256, x509.KeyUsageDigitalSignature, true},
+		{"constrained-rsa-ca/rsa-leaf/permitted", constrainedRSA, ca.KeyRSA2048, "www.example.com", x509.SHA256WithRSA,
+			x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,9 +58,25 @@ func TestLeafQuality(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Parse the DER the client gets, not the struct we built.
+			if len(cert.Certificate) != 2 {
+				t.Fatalf("chain has %d certificates, want 2 (leaf and its issuer)", len(cert.Certificate))
+			}
 			leaf, err := x509.ParseCertificate(cert.Certificate[0])
 			if err != nil {
 				t.Fatal(err)
+			}
+			issuer, err := x509.ParseCertificate(cert.Certificate[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var intermediates []*x509.Certificate // what the client gets besides the leaf, minus the CA it has
+			if tt.wantInter {
+				if issuer.Equal(tt.ca.Cert) || !issuer.Equal(c.Intermediate()) {
+					t.Fatalf("second certificate %q, want the intermediate %v", issuer.Subject, c.Intermediate())
+				}
+				intermediates = append(intermediates, issuer)
+			} else if !issuer.Equal(tt.ca.Cert) {
+				t.Fatalf("second certificate %q, want the CA %q", issuer.Subject, tt.ca.Cert.Subject)
 			}
 			if ip := net.ParseIP(tt.host); ip != nil {
 				if len(leaf.IPAddresses) != 1 || !leaf.IPAddresses[0].Equal(ip) || len(leaf.DNSNames) != 0 {
@@ -70,8 +94,11 @@ func TestLeafQuality(t *testing.T) {
 			if !leaf.BasicConstraintsValid || leaf.IsCA {
 				t.Errorf("basic constraints valid=%v cA=%v, want a valid cA=FALSE", leaf.BasicConstraintsValid, leaf.IsCA)
 			}
-			if len(leaf.AuthorityKeyId) == 0 || !bytes.Equal(leaf.AuthorityKeyId, tt.ca.Cert.SubjectKeyId) {
-				t.Errorf("AuthorityKeyId = %x, want the CA's SubjectKeyId %x", leaf.AuthorityKeyId, tt.ca.Cert.SubjectKeyId)
+			if len(leaf.AuthorityKeyId) == 0 || !bytes.Equal(leaf.AuthorityKeyId, issuer.SubjectKeyId) {
+				t.Errorf("AuthorityKeyId = %x, want the issuer's SubjectKeyId %x", leaf.AuthorityKeyId, issuer.SubjectKeyId)
+			}
+			if !bytes.Equal(leaf.RawIssuer, issuer.RawSubject) {
+				t.Errorf("leaf issuer %q, want the subject of the certificate served with it, %q", leaf.Issuer, issuer.Subject)
 			}
 			// Not required of a leaf by RFC 5280 (a SHOULD), but Go sets it
 			// and some stacks index leaves by it; assert it is sane if set.
@@ -92,12 +119,30 @@ func TestLeafQuality(t *testing.T) {
 			if now := time.Now(); now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
 				t.Errorf("validity %v to %v does not cover now", leaf.NotBefore, leaf.NotAfter)
 			}
-			if _, err := leaf.Verify(x509.VerifyOptions{DNSName: tt.host, Roots: tt.ca.Pool()}); err != nil {
-				t.Errorf("x509 Verify(%q) = %v", tt.host, err)
+			inter := x509.NewCertPool()
+			for _, c := range intermediates {
+				inter.AddCert(c)
 			}
-			out, err := opensslVerify(t, tt.ca, leaf, "-x509_strict", "-purpose", "sslserver", verifyNameFlag(tt.host), tt.host)
+			chains, err := leaf.Verify(x509.VerifyOptions{DNSName: tt.host, Roots: tt.ca.Pool(), Intermediates: inter})
 			if err != nil {
-				t.Errorf("openssl verify -x509_strict rejects the leaf: %v\n%s", err, out)
+				t.Errorf("x509 Verify(%q) = %v", tt.host, err)
+			} else if got, want := len(chains[0]), 2+len(intermediates); got != want || !chains[0][got-1].Equal(tt.ca.Cert) {
+				t.Errorf("x509 Verify(%q): chain of %d ending in %q, want %d ending in the CA", tt.host, got, chains[0][got-1].Subject, want)
+			}
+			args := []string{"-x509_strict", "-purpose", "sslserver", verifyNameFlag(tt.host), tt.host}
+			if len(intermediates) > 0 {
+				args = append(args, "-untrusted", writePEM(t, "intermediate.pem", intermediates...))
+			}
+			out, err := opensslVerify(t, tt.ca, leaf, args...)
+			if err != nil {
+				t.Errorf("openssl verify -x509_strict rejects the chain: %v\n%s", err, out)
+			}
+			if len(intermediates) > 0 {
+				// The intermediate is not optional: without it the leaf
+				// does not chain to the CA, so the pass above used it.
+				if out, err := opensslVerify(t, tt.ca, leaf, "-x509_strict"); err == nil {
+					t.Errorf("openssl verify without -untrusted accepts the leaf, want \"unable to get local issuer certificate\"\n%s", out)
+				}
 			}
 		})
 	}
@@ -118,14 +163,28 @@ func opensslVerify(t *testing.T, a *ca.Authority, leaf *x509.Certificate, args .
 	if err != nil {
 		t.Skip("openssl not found (apt-get install openssl)")
 	}
-	leafPath := filepath.Join(t.TempDir(), "leaf.pem")
-	if err := os.WriteFile(leafPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	leafPath := writePEM(t, "leaf.pem", leaf)
 	cmd := append([]string{"verify", "-CAfile", a.CertPath()}, args...)
 	cmd = append(cmd, leafPath)
 	out, err := exec.Command(openssl, cmd...).CombinedOutput()
 	return string(out), err
+}
+
+// writePEM writes certs to a new file name in a temporary directory and
+// returns its path.
+func writePEM(t *testing.T, name string, certs ...*x509.Certificate) string {
+	t.Helper()
+	var b bytes.Buffer
+	for _, c := range certs {
+		if err := pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // TestConstraintIsInTheCertificate proves that a constrained CA's limit
