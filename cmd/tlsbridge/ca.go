@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -127,6 +128,7 @@ func runCAInfo(args []string, stdout, stderr io.Writer) error {
 	} else {
 		fmt.Fprintln(stdout, "permitted    any name (no name constraints; see [ca] permitted_hosts)")
 	}
+	fmt.Fprintf(stdout, "path length  %s\nleaf signing %s\n", pathLen(c), a.ECDSAIssuer().Explain())
 	fmt.Fprintf(stdout, "trusted in   %s\n", trustedIn(a))
 	return nil
 }
@@ -155,6 +157,15 @@ func keyDescription(c *x509.Certificate) string {
 		return "ECDSA " + k.Curve.Params().Name
 	}
 	return c.PublicKeyAlgorithm.String()
+}
+
+// pathLen is the CA's basicConstraints pathLenConstraint; crypto/x509
+// parses an absent one as -1.
+func pathLen(c *x509.Certificate) string {
+	if c.MaxPathLen < 0 {
+		return "unlimited"
+	}
+	return strconv.Itoa(c.MaxPathLen)
 }
 
 func permitted(c *x509.Certificate) string {

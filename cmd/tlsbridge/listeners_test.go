@@ -121,4 +121,16 @@ upstream_tls = false
 	if _, err := io.ReadFull(app, buf); err != nil || string(buf) != "ping\n" {
 		t.Fatalf("echo = %q, %v; want %q", buf, err, "ping\n")
 	}
+	// The app takes ECDSA, and run's CA is RSA: its leaf comes signed by
+	// the in-memory intermediate, which chains to ca.pem alone.
+	cs := app.ConnectionState()
+	if leaf := cs.PeerCertificates[0]; leaf.PublicKeyAlgorithm != x509.ECDSA {
+		t.Errorf("leaf key = %v, want ECDSA", leaf.PublicKeyAlgorithm)
+	}
+	chain := cs.VerifiedChains[0]
+	anchor := x509.NewCertPool()
+	anchor.AddCert(chain[len(chain)-1])
+	if len(chain) != 3 || !anchor.Equal(roots) {
+		t.Errorf("verified chain: %d certificates ending in %q, want leaf, intermediate, ca.pem", len(chain), chain[len(chain)-1].Subject)
+	}
 }

@@ -57,11 +57,12 @@ func TestRunRejectsBadConfig(t *testing.T) {
 func TestRunCreatesAndReusesCA(t *testing.T) {
 	caDir := filepath.Join(t.TempDir(), "ca")
 	cfg := writeConfig(t, "listen = \"127.0.0.1:0\"\n")
-	serveBriefly := func() {
+	serveBriefly := func() (log string) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			_, _, err := runCmd(t, ctx, "run", "-config", cfg, "-ca-dir", caDir)
+			_, stderr, err := runCmd(t, ctx, "run", "-config", cfg, "-ca-dir", caDir)
+			log = stderr
 			done <- err
 		}()
 		deadline := time.Now().Add(10 * time.Second)
@@ -76,8 +77,13 @@ func TestRunCreatesAndReusesCA(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatalf("run: %v", err)
 		}
+		return log
 	}
-	serveBriefly()
+	// The CA run creates is RSA with room for the intermediate, and the
+	// log says so once.
+	if log := serveBriefly(); strings.Count(log, "signed by an in-memory ECDSA P-256 intermediate") != 1 {
+		t.Errorf("run's log does not say once that ECDSA leaves are signed by the intermediate:\n%s", log)
+	}
 	first, _, err := runCmd(t, context.Background(), "ca", "info", "-ca-dir", caDir)
 	if err != nil {
 		t.Fatal(err)

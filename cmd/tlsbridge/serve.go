@@ -116,6 +116,9 @@ func openCA(flagDir string, pol *policy.Policy, mints *bump.LeafMints, log *logr
 	if err != nil {
 		return nil, nil, fmt.Errorf("leaf cache: %w", err)
 	}
+	if how := cache.ECDSAIssuer(); how != ca.ECDSAIssuerCAExpired { // warnCAExpiry said so already
+		log.Info(how.Explain())
+	}
 	return authority, cache, nil
 }
 

@@ -201,11 +201,81 @@ func TestCAInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"key type     ECDSA P-256", "permitted    example.com, localhost, 127.0.0.0/8, ::1/128", "trusted in   system", "nss", "java"} {
+	for _, want := range []string{"key type     ECDSA P-256", "permitted    example.com, localhost, 127.0.0.0/8, ::1/128",
+		"path length  0\nleaf signing ECDSA leaves are signed by the ECDSA CA itself", "trusted in   system", "nss", "java"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("ca info output lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// TestCAInfoLeafSigning: ca info tells whether ECDSA leaves get the fast
+// path, and for a CA that forbids it, how to get one that allows it.
+func TestCAInfoLeafSigning(t *testing.T) {
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(rsaKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	for _, tt := range []struct {
+		name    string
+		pathLen int // imported with this path length; -2: made by ca init
+		want    []string
+	}{
+		{"ca-init", -2, []string{"path length  1\n", "signed by an in-memory ECDSA P-256 intermediate"}},
+		{"imported/path-len-0", 0, []string{"path length  0\n", "costs an RSA signature (~1 ms)", "tlsbridge ca init -force` (then re-install the CA)"}},
+		{"imported/no-path-len", -1, []string{"path length  unlimited\n", "signed by an in-memory ECDSA P-256 intermediate"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			caDir := filepath.Join(t.TempDir(), "ca")
+			if tt.pathLen == -2 {
+				if _, _, err := runCmd(t, context.Background(), "ca", "init", "-ca-dir", caDir); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				in := t.TempDir()
+				certPath := writeFile(t, in, "cert.pem", selfSignedPathLen(t, rsaKey, tt.pathLen))
+				if _, _, err := runCmd(t, context.Background(), "ca", "import", "-ca-dir", caDir, certPath, writeFile(t, in, "key.pem", keyPEM)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out, _, err := runCmd(t, context.Background(), "ca", "info", "-ca-dir", caDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(out, want) {
+					t.Errorf("ca info output lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
+
+// selfSignedPathLen is a PEM CA certificate for key with the given path
+// length (-1: none), like another tool would make.
+func selfSignedPathLen(t *testing.T, key crypto.Signer, pathLen int) []byte {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "team internal CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		KeyUsage:              x509.KeyUsageCertSign,
+		MaxPathLen:            pathLen,
+		MaxPathLenZero:        pathLen == 0,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
 func TestCAInstallBadStores(t *testing.T) {
