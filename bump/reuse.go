@@ -293,26 +293,56 @@ type pooledConn struct {
 }
 
 // upstreamPool holds idle upstream connections between app connections.
+// While it holds any, a timer closes those idle for poolIdleTime, so a
+// burst's connections do not linger until the next put (nor sit in
+// CLOSE_WAIT once the server gives up on them).
 type upstreamPool struct {
+	idle  time.Duration // poolIdleTime when zero (tests shorten it)
 	mu    sync.Mutex
 	conns map[poolKey][]pooledConn
 	total int
+	sweep *time.Timer // armed while total > 0
 }
+
+func (p *upstreamPool) idleTime() time.Duration {
+	if p.idle > 0 {
+		return p.idle
+	}
+	return poolIdleTime
+}
+
+// sweepEvery is how often the timer looks: an idle connection lives at most
+// a quarter longer than idleTime.
+func (p *upstreamPool) sweepEvery() time.Duration { return p.idleTime() / 4 }
 
 // put keeps c for the next app connection to the same upstream.
 func (p *upstreamPool) put(k poolKey, c *tls.Conn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.conns == nil {
-		p.conns = make(map[poolKey][]pooledConn)
-	}
-	p.expireLocked(time.Now())
 	if len(p.conns[k]) >= poolPerKey || p.total >= poolTotal {
 		c.Close()
 		return
 	}
+	if p.conns == nil {
+		p.conns = make(map[poolKey][]pooledConn)
+	}
 	p.conns[k] = append(p.conns[k], pooledConn{conn: c, since: time.Now()})
 	p.total++
+	if p.sweep == nil {
+		p.sweep = time.AfterFunc(p.sweepEvery(), p.expire)
+	}
+}
+
+// expire is the sweep timer's function: it closes expired connections and
+// re-arms itself while any are left.
+func (p *upstreamPool) expire() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.expireLocked(time.Now())
+	p.sweep = nil
+	if p.total > 0 {
+		p.sweep = time.AfterFunc(p.sweepEvery(), p.expire)
+	}
 }
 
 // take returns a live idle connection for k, or nil. A connection the server
@@ -329,7 +359,7 @@ func (p *upstreamPool) take(k poolKey) *tls.Conn {
 		p.conns[k] = list[:len(list)-1]
 		p.total--
 		p.mu.Unlock()
-		if time.Since(pc.since) < poolIdleTime && alive(pc.conn) {
+		if time.Since(pc.since) < p.idleTime() && alive(pc.conn) {
 			return pc.conn
 		}
 		pc.conn.Close()
@@ -370,7 +400,7 @@ func (p *upstreamPool) expireLocked(now time.Time) {
 	for k, list := range p.conns {
 		keep := list[:0]
 		for _, pc := range list {
-			if now.Sub(pc.since) < poolIdleTime {
+			if now.Sub(pc.since) < p.idleTime() {
 				keep = append(keep, pc)
 			} else {
 				pc.conn.Close()
@@ -396,6 +426,10 @@ func (p *upstreamPool) size() int {
 func (p *upstreamPool) closeAll() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.sweep != nil {
+		p.sweep.Stop()
+		p.sweep = nil
+	}
 	for _, list := range p.conns {
 		for _, pc := range list {
 			pc.conn.Close()

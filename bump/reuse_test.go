@@ -208,3 +208,37 @@ func BenchmarkReuseTracker(b *testing.B) {
 		b.Fatal("not at a boundary")
 	}
 }
+
+// Idle pooled connections are closed after the idle time even when no other
+// connection is put back (a burst's upstreams must not linger).
+func TestPoolExpiresWithoutPut(t *testing.T) {
+	p := &upstreamPool{idle: 40 * time.Millisecond}
+	var servers []net.Conn
+	for i := range 3 {
+		c, s := net.Pipe()
+		servers = append(servers, s)
+		p.put(poolKey{addr: fmt.Sprint("up", i%2)}, tls.Client(c, &tls.Config{}))
+	}
+	if n := p.size(); n != 3 {
+		t.Fatalf("pool holds %d, want 3", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.size() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pool still holds %d connections long after the idle time", p.size())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i, s := range servers {
+		s.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := s.Read(make([]byte, 1)); err == nil {
+			t.Errorf("connection %d: the peer can still read, want it closed", i)
+		}
+	}
+	p.mu.Lock()
+	armed := p.sweep != nil
+	p.mu.Unlock()
+	if armed {
+		t.Error("sweep timer still armed with an empty pool")
+	}
+}
