@@ -124,9 +124,12 @@ func (a *Authority) issue(iss issuer, names []string, pub crypto.PublicKey, now 
 		// with similar subjects are installed (RFC 5280 §4.2.1.1).
 		AuthorityKeyId: iss.cert.SubjectKeyId,
 	}
-	if cn := names[0]; len(cn) <= ubCommonName {
+	if cn := names[0]; len(cn) <= ubCommonName && !(hostname.IsIP(cn) && hasDNSConstraints(a.Cert)) {
 		// Clients from before RFC 2818 was enforced (and some current
 		// embedded stacks) match the host against the CN, not the SANs.
+		// Not for an IP literal under DNS name constraints: OpenSSL checks
+		// the CN of a leaf without DNS SANs against them as a host name
+		// ("permitted subtree violation" for 127.0.0.1 under example.com).
 		tmpl.Subject = pkix.Name{CommonName: cn}
 	}
 	for _, n := range names {
@@ -178,4 +181,10 @@ func minTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// hasDNSConstraints reports whether c constrains DNS names (RFC 5280
+// 4.2.1.10).
+func hasDNSConstraints(c *x509.Certificate) bool {
+	return len(c.PermittedDNSDomains) > 0 || len(c.ExcludedDNSDomains) > 0
 }

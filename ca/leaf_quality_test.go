@@ -29,6 +29,9 @@ func TestLeafQuality(t *testing.T) {
 	ecCA := catest.New(t)
 	constrained := catest.NewWithOptions(t, ca.Options{PermittedHosts: []string{"example.com"}})
 	constrainedRSA := catest.NewWithOptions(t, ca.Options{Key: ca.KeyRSA2048, PermittedHosts: []string{"example.com"}})
+	// The proxy's own certificate is for 127.0.0.1 too, so a name-constrained
+	// CA must be able to sign an IP-literal leaf that OpenSSL accepts.
+	constrainedIP := catest.NewWithOptions(t, ca.Options{PermittedHosts: []string{"example.com", "192.0.2.0/24"}})
 	tests := []struct {
 		name      string
 		ca        *ca.Authority
@@ -46,6 +49,7 @@ func TestLeafQuality(t *testing.T) {
 		{"ecdsa-ca/rsa-leaf/ip", ecCA, ca.KeyRSA2048, "192.0.2.10", x509.ECDSAWithSHA256,
 			x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, false},
 		{"constrained-ca/permitted", constrained, ca.KeyECDSAP256, "www.example.com", x509.ECDSAWithSHA256, x509.KeyUsageDigitalSignature, false},
+		{"constrained-ca/permitted/ip", constrainedIP, ca.KeyECDSAP256, "192.0.2.10", x509.ECDSAWithSHA256, x509.KeyUsageDigitalSignature, false},
 		{"constrained-rsa-ca/ecdsa-leaf/permitted", constrainedRSA, ca.KeyECDSAP256, "www.example.com", x509.ECDSAWithSHA256, x509.KeyUsageDigitalSignature, true},
 		{"constrained-rsa-ca/rsa-leaf/permitted", constrainedRSA, ca.KeyRSA2048, "www.example.com", x509.SHA256WithRSA,
 			x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, false},
@@ -84,6 +88,16 @@ func TestLeafQuality(t *testing.T) {
 				}
 			} else if !slices.Equal(leaf.DNSNames, []string{tt.host}) || len(leaf.IPAddresses) != 0 {
 				t.Errorf("SANs = DNS %v IP %v, want DNS %s only", leaf.DNSNames, leaf.IPAddresses, tt.host)
+			}
+			// The CN carries the host for clients that match it (old Python,
+			// embedded stacks), except an IP under DNS name constraints,
+			// which OpenSSL would check as a host name and refuse.
+			wantCN := tt.host
+			if net.ParseIP(tt.host) != nil && len(tt.ca.Cert.PermittedDNSDomains) > 0 {
+				wantCN = ""
+			}
+			if leaf.Subject.CommonName != wantCN {
+				t.Errorf("subject CN = %q, want %q", leaf.Subject.CommonName, wantCN)
 			}
 			if !slices.Equal(leaf.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}) || len(leaf.UnknownExtKeyUsage) != 0 {
 				t.Errorf("ExtKeyUsage = %v %v, want serverAuth only", leaf.ExtKeyUsage, leaf.UnknownExtKeyUsage)
