@@ -1,7 +1,6 @@
 package ca
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
@@ -11,7 +10,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -340,19 +338,3 @@ func (a *Authority) Pool() *x509.CertPool {
 	return p
 }
 
-// ExportPEM writes the CA certificate (never the key) to w in PEM form.
-func (a *Authority) ExportPEM(w io.Writer) error {
-	if _, err := io.Copy(w, bytes.NewReader(a.certPEM)); err != nil {
-		return fmt.Errorf("export CA certificate: %w", err)
-	}
-	return nil
-}
-
-// ExportDER writes the CA certificate (never the key) to w in DER form, for
-// stores that want a binary .cer/.crt file (Windows, Android).
-func (a *Authority) ExportDER(w io.Writer) error {
-	if _, err := w.Write(a.Cert.Raw); err != nil {
-		return fmt.Errorf("export CA certificate: %w", err)
-	}
-	return nil
-}
