@@ -337,4 +337,3 @@ func (a *Authority) Pool() *x509.CertPool {
 	p.AddCert(a.Cert)
 	return p
 }
-
