@@ -24,7 +24,7 @@ import (
 //   - l.ClientTLS false: the app speaks plain TCP; the upstream is dialled
 //     with verified TLS at once (server-speaks-first protocols work).
 //   - l.ClientTLS true: the app speaks (legacy) TLS to a leaf minted for
-//     l.ServerName or the upstream host; its ALPN offer is passed upstream
+//     l.UpstreamTLS.ServerName or the upstream host; its ALPN offer is passed upstream
 //     and answered with the upstream's choice, so h2 works end to end.
 //   - l.PlainUpstream: the app's TLS is terminated and the backend gets
 //     plain TCP (a TLS front for a plain service).
@@ -225,8 +225,8 @@ func (fl *fixedListener) fields(ci *connInfo) logrus.Fields {
 // else the upstream host (the name the app was pointed at, e.g. through its
 // hosts file).
 func (fl *fixedListener) leafName() string {
-	if fl.l.ServerName != "" {
-		return fl.l.ServerName
+	if n := fl.l.UpstreamTLS.ServerName; n != "" {
+		return n
 	}
 	return fl.host
 }

@@ -97,7 +97,6 @@ func build(fc *fileConfig, path string, val *validated) (*Policy, error) {
 		if fl.ServerName != nil && l.UpstreamTLS.ServerName == "" {
 			l.UpstreamTLS.ServerName = *fl.ServerName
 		}
-		l.ServerName = l.UpstreamTLS.ServerName
 		p.Listeners = append(p.Listeners, l)
 	}
 	if err := errors.Join(b.errs...); err != nil {

@@ -204,14 +204,13 @@ func TestParseFull(t *testing.T) {
 		{"listener[0].Listen", l0.Listen, "127.0.0.1:8080"},
 		{"listener[0].Upstream", l0.Upstream, "legacy-api.example.com:443"},
 		{"listener[0].ClientTLS", l0.ClientTLS, false},
-		{"listener[0].ServerName", l0.ServerName, "api.example.com"},
 		{"listener[0].UpstreamTLS.ServerName", l0.UpstreamTLS.ServerName, "api.example.com"},
 		{"listener[0].UpstreamTLS.Verify", l0.UpstreamTLS.Verify, true},
 		{"listener[0].Client", l0.Client, p.Client},
 		{"listener[1].Upstream", l1.Upstream, "grpc.example.com:443"},
 		{"listener[1].UpstreamTLS.Address", l1.UpstreamTLS.Address, ""},
 		{"listener[1].ClientTLS", l1.ClientTLS, true},
-		{"listener[1].ServerName", l1.ServerName, "grpc.internal.example"},
+		{"listener[1].UpstreamTLS.ServerName", l1.UpstreamTLS.ServerName, "grpc.internal.example"},
 		{"listener[1].UpstreamTLS.MinVersion", l1.UpstreamTLS.MinVersion, uint16(tls.VersionTLS13)},
 		{"listener[1].UpstreamTLS.Verify", l1.UpstreamTLS.Verify, false},
 		{"listener[1].UpstreamTLS.RootCAs has origin", poolHas(l1.UpstreamTLS.RootCAs, origin), true},
@@ -372,8 +371,8 @@ func TestListenerUpstreamForms(t *testing.T) {
 			if l.Upstream != tt.upstream {
 				t.Errorf("Upstream = %q, want %q", l.Upstream, tt.upstream)
 			}
-			if l.ServerName != tt.serverName || l.UpstreamTLS.ServerName != tt.serverName {
-				t.Errorf("ServerName = %q, UpstreamTLS.ServerName = %q, want %q", l.ServerName, l.UpstreamTLS.ServerName, tt.serverName)
+			if l.UpstreamTLS.ServerName != tt.serverName {
+				t.Errorf("UpstreamTLS.ServerName = %q, want %q", l.UpstreamTLS.ServerName, tt.serverName)
 			}
 		})
 	}

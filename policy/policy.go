@@ -64,9 +64,6 @@ type Listener struct {
 	// ClientTLS is false when the app speaks plain TCP to Listen, true when
 	// it speaks (legacy) TLS that the proxy terminates.
 	ClientTLS bool
-	// ServerName is the SNI and verification name for the upstream; "" means
-	// the host of Upstream. It equals UpstreamTLS.ServerName.
-	ServerName string
 	// PlainUpstream is true when the config says upstream_tls = false: the
 	// proxy terminates the app's TLS (ClientTLS is then always true) and
 	// forwards plain TCP to a local backend, a TLS front for a plain service.
