@@ -29,10 +29,11 @@ import (
 //   - l.PlainUpstream: the app's TLS is terminated and the backend gets
 //     plain TCP (a TLS front for a plain service).
 //
-// Shutdown is Serve's: stop accepting, let connections finish for
-// DrainTimeout, then close them. ServeListener returns nil after a clean
-// shutdown. Listeners are fixed at start: a reload (SetPolicy) changes the
-// allow-list they enforce, not their addresses.
+// It returns when ctx ends or ln is closed (a reload closes the port of a
+// listener whose settings changed, and serves the new settings on a new
+// ServeListener); then, as Serve's shutdown does, it lets connections
+// finish for DrainTimeout and closes the rest. It returns nil after a clean
+// shutdown. SetPolicy changes the allow-list a running listener enforces.
 func (s *Server) ServeListener(ctx context.Context, ln net.Listener, l *policy.Listener) error {
 	if l == nil {
 		panic("bump: ServeListener with a nil *policy.Listener")

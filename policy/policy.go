@@ -193,3 +193,19 @@ func isLoopbackListen(listen string) bool {
 	}
 	return ip.Unmap().IsLoopback()
 }
+
+// Equal reports whether l and o configure the same listener: same name,
+// port, upstream, TLS settings and roots (the pools are compared by their
+// certificates, so a changed ca_files file counts as a change). A reload
+// keeps running the listeners that are Equal and re-opens the others.
+func (l *Listener) Equal(o *Listener) bool {
+	return l.Name == o.Name && l.Listen == o.Listen && l.Upstream == o.Upstream &&
+		l.ClientTLS == o.ClientTLS && l.PlainUpstream == o.PlainUpstream &&
+		slices.Equal(l.ALPN, o.ALPN) && l.Client == o.Client && l.UpstreamTLS.equal(o.UpstreamTLS)
+}
+
+func (u UpstreamTLS) equal(o UpstreamTLS) bool {
+	return u.MinVersion == o.MinVersion && u.MaxVersion == o.MaxVersion && u.Verify == o.Verify &&
+		slices.Equal(u.CAFiles, o.CAFiles) && u.RootCAs.Equal(o.RootCAs) &&
+		u.Address == o.Address && u.ServerName == o.ServerName
+}

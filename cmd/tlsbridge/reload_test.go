@@ -3,11 +3,15 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -125,4 +129,142 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if got := connectStatus(t, proxy, "x.test:8443"); !strings.Contains(got, "denied by rule[0]") {
 		t.Errorf("after a failed reload: CONNECT x.test:8443 = %q, want the previous policy (deny)", got)
 	}
+}
+
+// SIGHUP re-opens the [[listener]] ports that changed: a new listener
+// starts serving, a removed one stops accepting, and one whose settings did
+// not change keeps its port and its open connections.
+func TestReloadReopensListeners(t *testing.T) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	backend, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Close()
+	go func() {
+		for {
+			c, err := backend.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); io.Copy(c, c) }()
+		}
+	}()
+	portA, portB := freeAddr(t), freeAddr(t)
+	listener := func(addr string) string {
+		return fmt.Sprintf("[[listener]]\nlisten = %q\nupstream = %q\nserver_name = \"backend.test\"\nclient_tls = true\nupstream_tls = false\n", addr, backend.Addr().String())
+	}
+	cfg := writeConfig(t, "listen = \"127.0.0.1:0\"\n"+listener(portA))
+	caDir := t.TempDir()
+	var stderr syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"run", "-config", cfg, "-ca-dir", caDir}, &syncBuffer{}, &stderr)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	waitFor(t, "the proxy to listen", func() bool { return strings.Contains(stderr.String(), "tlsbridge listening") })
+	time.Sleep(100 * time.Millisecond) // let the reload goroutine subscribe
+
+	// dial opens an app connection through the listener at addr.
+	dial := func(addr string) (*tls.Conn, error) {
+		pem, err := os.ReadFile(filepath.Join(caDir, "ca.pem"))
+		if err != nil {
+			return nil, err
+		}
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(pem)
+		raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		app := tls.Client(raw, &tls.Config{MinVersion: tls.VersionTLS10, RootCAs: roots, ServerName: "backend.test"}) //nolint:gosec // the test plays a legacy app
+		app.SetDeadline(time.Now().Add(10 * time.Second))
+		return app, nil
+	}
+	echo := func(c *tls.Conn, msg string) error {
+		if _, err := io.WriteString(c, msg); err != nil {
+			return err
+		}
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return err
+		}
+		if string(buf) != msg {
+			return fmt.Errorf("echo %q, want %q", buf, msg)
+		}
+		return nil
+	}
+	reload := func(text string, n int) {
+		t.Helper()
+		if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		syscall.Kill(os.Getpid(), syscall.SIGHUP)
+		waitFor(t, "the reload", func() bool { return strings.Count(stderr.String(), "config reloaded") == n })
+	}
+
+	var kept *tls.Conn
+	waitFor(t, "listener A to open", func() bool {
+		c, err := dial(portA)
+		if err == nil {
+			kept = c
+		}
+		return err == nil
+	})
+	defer kept.Close()
+	if err := echo(kept, "before\n"); err != nil {
+		t.Fatalf("through listener A: %v", err)
+	}
+
+	// A unchanged, B added.
+	reload("listen = \"127.0.0.1:0\"\n"+listener(portA)+listener(portB), 1)
+	b, err := dial(portB)
+	if err != nil {
+		t.Fatalf("listener B after the reload: %v", err)
+	}
+	if err := echo(b, "new\n"); err != nil {
+		t.Fatalf("through listener B: %v", err)
+	}
+	b.Close()
+	if err := echo(kept, "still\n"); err != nil {
+		t.Errorf("the connection through unchanged listener A broke on reload: %v", err)
+	}
+
+	// A removed.
+	reload("listen = \"127.0.0.1:0\"\n"+listener(portB), 2)
+	if c, err := net.DialTimeout("tcp", portA, time.Second); err == nil {
+		c.Close()
+		t.Errorf("listener A still accepts after it was removed from the config")
+	}
+	b, err = dial(portB)
+	if err != nil {
+		t.Fatalf("listener B (now listener[0]) after the second reload: %v", err)
+	}
+	defer b.Close()
+	if err := echo(b, "again\n"); err != nil {
+		t.Errorf("through listener B after the second reload: %v", err)
+	}
+	if logs := stderr.String(); !strings.Contains(logs, "listener closed: changed or removed by the reload") {
+		t.Errorf("no log line says a listener was closed:\n%s", logs)
+	}
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

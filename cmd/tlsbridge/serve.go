@@ -84,8 +84,9 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Go(func() { reloadOnHUP(ctx, cf, srv, log) })
-	serveListeners(ctx, &wg, srv, pol, lns, log)
+	listeners := &listenerSet{ctx: ctx, wg: &wg, srv: srv, log: log}
+	listeners.start(pol, lns)
+	wg.Go(func() { reloadOnHUP(ctx, cf, srv, listeners, log) })
 	err = srv.Serve(ctx, ln)
 	cancel()
 	wg.Wait()
@@ -122,9 +123,10 @@ func openCA(flagDir string, pol *policy.Policy, mints *bump.LeafMints, log *logr
 	return authority, cache, nil
 }
 
-// reloadOnHUP swaps in a re-read config on SIGHUP; an invalid file keeps the
-// policy in force and logs every problem.
-func reloadOnHUP(ctx context.Context, cf commonFlags, srv *bump.Server, log *logrus.Entry) {
+// reloadOnHUP swaps in a re-read config on SIGHUP and re-opens the
+// [[listener]] ports that changed; an invalid file keeps the policy in force
+// and logs every problem. The proxy's own listen address needs a restart.
+func reloadOnHUP(ctx context.Context, cf commonFlags, srv *bump.Server, listeners *listenerSet, log *logrus.Entry) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -138,7 +140,11 @@ func reloadOnHUP(ctx context.Context, cf commonFlags, srv *bump.Server, log *log
 				log.WithError(err).Error("reload failed; the previous config stays in force")
 				continue
 			}
+			if was := srv.Policy().Listen; pol.Listen != was {
+				log.Warnf("listen changed from %q to %q: the proxy port is only opened at start; restart tlsbridge to move it", was, pol.Listen)
+			}
 			srv.SetPolicy(pol)
+			listeners.reload(pol)
 			warnInsecure(pol, log)
 			log.Info("config reloaded")
 		}
