@@ -8,9 +8,9 @@ import (
 )
 
 // build turns a validated fileConfig into a Policy: versions parsed, globs
-// compiled, paths made absolute and root pools assembled. certs holds the
-// ca_files validate read; a file missing from it is read here (only
-// Default, which has none, gets that far without validate).
+// compiled, paths made absolute and root pools assembled from the ca_files
+// certificates validate read (val.certs). validate has rejected every bad
+// value, so the errors build collects (builder.check) mean a bug.
 func build(fc *fileConfig, path string, val *validated) (*Policy, error) {
 	b := &builder{dir: baseDir(path), certs: val.certs, pools: make(map[string]*x509.CertPool)}
 	p := &Policy{
