@@ -193,30 +193,8 @@ func (f *fakeSystem) rebuild() error {
 func TestSystemStoreLifecycle(t *testing.T) {
 	a := testAuthority(t)
 	env := emptyEnv()
-	newFakeSystem(t, env)
-	opts := TrustOptions{Stores: []Store{StoreSystem}}
-	steps := []struct {
-		name string
-		do   func() ([]StoreResult, error)
-		want Outcome
-	}{
-		{"status-before", func() ([]StoreResult, error) { return a.statusWith(env, opts), nil }, NotInstalled},
-		{"install", func() ([]StoreResult, error) { return a.installWith(env, opts) }, Installed},
-		{"install-again", func() ([]StoreResult, error) { return a.installWith(env, opts) }, AlreadyInstalled},
-		{"status-installed", func() ([]StoreResult, error) { return a.statusWith(env, opts), nil }, Trusted},
-		{"uninstall", func() ([]StoreResult, error) { return a.uninstallWith(env, opts) }, Removed},
-		{"uninstall-again", func() ([]StoreResult, error) { return a.uninstallWith(env, opts) }, NotInstalled},
-		{"status-after", func() ([]StoreResult, error) { return a.statusWith(env, opts), nil }, NotInstalled},
-	}
-	for _, s := range steps {
-		res, err := s.do()
-		if err != nil || len(res) != 1 || res[0].Outcome != s.want {
-			t.Fatalf("%s: %v, %v, want %v", s.name, res, err, s.want)
-		}
-		if want := trustNameFile(a); !strings.HasSuffix(res[0].Where, want) {
-			t.Errorf("%s: where = %q, want the anchor file …%s", s.name, res[0].Where, want)
-		}
-	}
+	f := newFakeSystem(t, env)
+	storeLifecycle(t, env, a, testAuthority(t), StoreSystem, filepath.Join(f.dir, trustNameFile(a)))
 }
 
 func trustNameFile(a *Authority) string {
