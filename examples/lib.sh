@@ -46,7 +46,7 @@ ex_init() {
 # teardown stops every process recorded in $WORK/*.pid (TERM, then KILL
 # after 5 s) and removes $WORK. On failure it first shows the logs.
 teardown() {
-	local rc=$? pidfile pid i
+	local rc=$? pidfile pid
 	trap - EXIT
 	[[ -n $WORK && -d $WORK ]] || exit "$rc"
 	if ((FAILED > 0)) || ((rc != 0)); then
@@ -59,13 +59,7 @@ teardown() {
 	done
 	for pidfile in "$WORK"/*.pid; do
 		[[ -e $pidfile ]] || continue
-		pid=$(<"$pidfile")
-		for ((i = 0; i < 50; i++)); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
+		reap "$(<"$pidfile")"
 	done
 	if [[ ${EXAMPLES_KEEP:-} == 1 ]]; then
 		echo "$EX_NAME: kept $WORK (EXAMPLES_KEEP=1)"
@@ -208,17 +202,23 @@ start() {
 
 # stop NAME: stop a process started with start, and wait for it.
 stop() {
-	local pidfile="$WORK/$1.pid" pid i
+	local pidfile="$WORK/$1.pid" pid
 	[[ -e $pidfile ]] || return 0
 	pid=$(<"$pidfile")
 	kill -TERM "$pid" 2>/dev/null || true
+	reap "$pid"
+	rm -f "$pidfile"
+}
+
+# reap PID: give a process sent TERM 5 s to exit, then KILL it, and wait.
+reap() {
+	local i
 	for ((i = 0; i < 50; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
+		kill -0 "$1" 2>/dev/null || break
 		sleep 0.1
 	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-	rm -f "$pidfile"
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
 }
 
 # running NAME: the process started as NAME is alive.
@@ -330,4 +330,18 @@ tls_summary() {
 # access_field KEY LINES: KEY's value in the last of tlsbridge's log LINES.
 access_field() {
 	tail -n 1 <<<"$2" | grep -Eo "(^| )$1=(\"[^\"]*\"|[^ ]*)" | sed "s/^ *$1=//; s/\"//g" || true
+}
+
+# expect_origin_modern MIN: nginx's access log has at least MIN answered
+# GET /index.json requests, every one over TLS 1.2 or 1.3 (the app's TLS 1.0
+# never reached the origin).
+expect_origin_modern() {
+	local log n
+	log=$(grep 'GET /index.json' "$WORK/nginx/logs/access.log" || true)
+	n=$(grep -c ' 200 TLSv1\.[23] ' <<<"$log" || true)
+	if ((n >= $1)) && ! grep -Eq ' TLSv1(\.1)? ' <<<"$log"; then
+		pass "nginx access log: $n requests, all over $(grep -Eo 'TLSv1\.[23] [^ ]+' <<<"$log" | sort -u | paste -sd, -)"
+	else
+		fail "nginx access log: want at least $1 requests, all over TLSv1.2/1.3" "$log"
+	fi
 }
