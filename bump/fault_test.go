@@ -398,16 +398,7 @@ func TestFaults(t *testing.T) {
 			{"client-hello", true, "", string(hello)},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
-				var c net.Conn
-				var err error
-				if tt.connect {
-					c, err = p.connect("good.test:443")
-				} else {
-					c, err = net.Dial("tcp", p.addr)
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
+				c := p.dialGood(t, tt.connect)
 				defer c.Close()
 				io.WriteString(c, tt.head)
 				stop := make(chan struct{})
@@ -462,16 +453,7 @@ func TestFaults(t *testing.T) {
 						junk[i] = byte(r.Uint32())
 					}
 					copy(junk, tt.prefix)
-					var c net.Conn
-					var err error
-					if tt.connect {
-						c, err = p.connect("good.test:443")
-					} else {
-						c, err = net.Dial("tcp", p.addr)
-					}
-					if err != nil {
-						t.Fatal(err)
-					}
+					c := p.dialGood(t, tt.connect)
 					defer c.Close()
 					var wg sync.WaitGroup
 					wg.Go(func() { c.Write(junk) })
@@ -678,4 +660,21 @@ func isAccessLine(line string) bool {
 func firstLine(b []byte) string {
 	s, _, _ := strings.Cut(string(b), "\n")
 	return strings.TrimSpace(s)
+}
+
+// dialGood connects to the proxy port, and with connect through a CONNECT
+// tunnel to good.test:443 (so what is written next reaches the bump path).
+func (p *proxy) dialGood(t *testing.T, connect bool) net.Conn {
+	t.Helper()
+	var c net.Conn
+	var err error
+	if connect {
+		c, err = p.connect("good.test:443")
+	} else {
+		c, err = net.Dial("tcp", p.addr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
