@@ -4,8 +4,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -34,10 +32,7 @@ func echoOrigin(t *testing.T) (addr, caFile string) {
 			go func() { defer c.Close(); io.Copy(c, c) }()
 		}
 	}()
-	caFile = filepath.Join(t.TempDir(), "echo-ca.pem")
-	if err := os.WriteFile(caFile, oca.CertPEM(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	caFile = oca.CertPath() // catest keeps the CA on disk
 	return ln.Addr().String(), caFile
 }
 

@@ -10,8 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -89,10 +87,7 @@ func hangingServer(t testing.TB) string {
 func resettingServer(t testing.TB, sent int, closeDelimited bool) (addr, caFile string) {
 	t.Helper()
 	oca := catest.New(t)
-	caFile = filepath.Join(t.TempDir(), "reset-ca.pem")
-	if err := os.WriteFile(caFile, oca.CertPEM(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	caFile = oca.CertPath() // catest keeps the CA on disk
 	cfg := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{catest.ServerCert(t, oca, "origin.test")},

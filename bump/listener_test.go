@@ -12,8 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -50,10 +48,7 @@ func newStreamServer(t testing.TB, minV, maxV uint16) *streamServer {
 			MaxVersion:   maxV,
 			Certificates: []tls.Certificate{catest.ServerCert(t, oca, "origin.test", "127.0.0.1")},
 		}
-		ss.caFile = filepath.Join(t.TempDir(), "stream-ca.pem")
-		if err := os.WriteFile(ss.caFile, oca.CertPEM(), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		ss.caFile = oca.CertPath() // catest keeps the CA on disk
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -304,10 +299,7 @@ func newHTTPOrigin(t testing.TB, h2 bool) *streamServer {
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	caFile := filepath.Join(t.TempDir(), "origin-ca.pem")
-	if err := os.WriteFile(caFile, oca.CertPEM(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	caFile := oca.CertPath() // catest keeps the CA on disk
 	return &streamServer{addr: srv.Listener.Addr().String(), caFile: caFile}
 }
 

@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -126,8 +124,7 @@ func TestUpstreamReuse(t *testing.T) {
 	origin.TLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{catest.ServerCert(t, oca, "origin.test")}}
 	origin.StartTLS()
 	defer origin.Close()
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	os.WriteFile(caFile, oca.CertPEM(), 0o644)
+	caFile := oca.CertPath() // catest keeps the CA on disk
 	p := startProxy(t, caFiles(caFile)+pinRule("origin.test", "bump", origin.Listener.Addr().String()))
 
 	// get opens a new CONNECT + TLS 1.0 connection, sends one keep-alive

@@ -13,8 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -53,10 +51,7 @@ func newOrigin(t testing.TB, minV, maxV uint16) *origin {
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	caFile := filepath.Join(t.TempDir(), "origin-ca.pem")
-	if err := os.WriteFile(caFile, oca.CertPEM(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	caFile := oca.CertPath() // catest keeps the CA on disk
 	return &origin{srv: srv, ca: oca, caFile: caFile, addr: srv.Listener.Addr().String()}
 }
 
