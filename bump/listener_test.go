@@ -282,35 +282,25 @@ func TestListenerTLSFrontToPlainBackend(t *testing.T) {
 	}
 }
 
+// protoHandler answers with the HTTP version it was asked in.
+var protoHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Origin-Proto", r.Proto)
+		fmt.Fprint(w, "hello over ", r.Proto)
+	})
+
 // newHTTPOrigin starts an HTTPS origin that reports the protocol it served;
 // h2 turns on HTTP/2 (ALPN h2), else it only offers http/1.1.
 func newHTTPOrigin(t testing.TB, h2 bool) *streamServer {
 	t.Helper()
-	oca := catest.New(t)
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Origin-Proto", r.Proto)
-		fmt.Fprint(w, "hello over ", r.Proto)
-	}))
-	srv.EnableHTTP2 = h2
-	srv.TLS = &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{catest.ServerCert(t, oca, "origin.test", "127.0.0.1")},
-	}
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	caFile := oca.CertPath() // catest keeps the CA on disk
-	return &streamServer{addr: srv.Listener.Addr().String(), caFile: caFile}
+	o := startOrigin(t, h2, protoHandler)
+	return &streamServer{addr: o.addr, caFile: o.caFile}
 }
 
 // newH2CBackend starts a plain-TCP backend that speaks HTTP/2 with prior
 // knowledge (h2c), like a gRPC server behind a TLS front.
 func newH2CBackend(t testing.TB) string {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Origin-Proto", r.Proto)
-		fmt.Fprint(w, "hello over ", r.Proto)
-	}))
+	srv := httptest.NewUnstartedServer(protoHandler)
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)

@@ -38,21 +38,31 @@ type origin struct {
 // TLS version it negotiated and the Host it was asked for.
 func newOrigin(t testing.TB, minV, maxV uint16) *origin {
 	t.Helper()
-	oca := catest.New(t)
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return startOrigin(t, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Origin-TLS", policy.TLSVersionName(r.TLS.Version))
 		fmt.Fprintf(w, "hello from origin; host=%s path=%s", r.Host, r.URL.Path)
-	}))
+	}), func(c *tls.Config) { c.MinVersion, c.MaxVersion = minV, maxV })
+}
+
+// startOrigin starts an HTTPS server for h with a certificate for
+// origin.test and 127.0.0.1 from a CA of its own, TLS 1.2 or later unless
+// tweak says otherwise, and HTTP/2 when h2 is set.
+func startOrigin(t testing.TB, h2 bool, h http.Handler, tweak ...func(*tls.Config)) *origin {
+	t.Helper()
+	oca := catest.New(t)
+	srv := httptest.NewUnstartedServer(h)
+	srv.EnableHTTP2 = h2
 	srv.TLS = &tls.Config{
-		MinVersion:   minV,
-		MaxVersion:   maxV,
+		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{catest.ServerCert(t, oca, "origin.test", "127.0.0.1")},
+	}
+	for _, f := range tweak {
+		f(srv.TLS)
 	}
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	caFile := oca.CertPath() // catest keeps the CA on disk
-	return &origin{srv: srv, ca: oca, caFile: caFile, addr: srv.Listener.Addr().String()}
+	return &origin{srv: srv, ca: oca, caFile: oca.CertPath(), addr: srv.Listener.Addr().String()}
 }
 
 // proxy is a running tlsbridge bump.Server.
