@@ -284,9 +284,9 @@ func TestListenerTLSFrontToPlainBackend(t *testing.T) {
 
 // protoHandler answers with the HTTP version it was asked in.
 var protoHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Origin-Proto", r.Proto)
-		fmt.Fprint(w, "hello over ", r.Proto)
-	})
+	w.Header().Set("X-Origin-Proto", r.Proto)
+	fmt.Fprint(w, "hello over ", r.Proto)
+})
 
 // newHTTPOrigin starts an HTTPS origin that reports the protocol it served;
 // h2 turns on HTTP/2 (ALPN h2), else it only offers http/1.1.
