@@ -28,8 +28,8 @@ import (
 )
 
 // selfSigned returns a PEM certificate for key, a CA if isCA, valid for
-// validity from now.
-func selfSigned(t *testing.T, key crypto.Signer, isCA bool, validity time.Duration) []byte {
+// validity from now, after tweak changed its template.
+func selfSigned(t *testing.T, key crypto.Signer, isCA bool, validity time.Duration, tweak ...func(*x509.Certificate)) []byte {
 	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(time.Now().UnixNano()),
@@ -41,6 +41,9 @@ func selfSigned(t *testing.T, key crypto.Signer, isCA bool, validity time.Durati
 	}
 	if isCA {
 		tmpl.KeyUsage = x509.KeyUsageCertSign
+	}
+	for _, f := range tweak {
+		f(tmpl)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
@@ -260,22 +263,9 @@ func TestCAInfoLeafSigning(t *testing.T) {
 // length (-1: none), like another tool would make.
 func selfSignedPathLen(t *testing.T, key crypto.Signer, pathLen int) []byte {
 	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "team internal CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageCertSign,
-		MaxPathLen:            pathLen,
-		MaxPathLenZero:        pathLen == 0,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return selfSigned(t, key, true, 24*time.Hour, func(c *x509.Certificate) {
+		c.MaxPathLen, c.MaxPathLenZero = pathLen, pathLen == 0
+	})
 }
 
 func TestCAInstallBadStores(t *testing.T) {
