@@ -78,18 +78,8 @@ client_tls = true
 upstream_tls = false
 `, front, backend.Addr().String()))
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, _, err := runCmd(t, ctx, "run", "-config", cfg, "-ca-dir", caDir)
-		done <- err
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
+	_, stop := startRun(t, "-config", cfg, "-ca-dir", caDir)
+	defer stop()
 
 	var conn net.Conn
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {

@@ -7,9 +7,56 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
+
+// syncBuffer is an io.Writer safe to read while run writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startRun runs `tlsbridge run args...` in the background and returns its
+// standard error as it grows, and stop, which ends the run and fails the
+// test if run returned an error or did not return within 15 s. stop also
+// runs at cleanup; calling it again does nothing.
+func startRun(t *testing.T, args ...string) (stderr *syncBuffer, stop func()) {
+	t.Helper()
+	stderr = &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append([]string{"run"}, args...), &syncBuffer{}, stderr) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("run: %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Errorf("run did not return 15 s after its context ended")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stderr, stop
+}
 
 // runCmd runs a command line and returns its output and error.
 func runCmd(t *testing.T, ctx context.Context, args ...string) (string, string, error) {
@@ -58,13 +105,7 @@ func TestRunCreatesAndReusesCA(t *testing.T) {
 	caDir := filepath.Join(t.TempDir(), "ca")
 	cfg := writeConfig(t, "listen = \"127.0.0.1:0\"\n")
 	serveBriefly := func() (log string) {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() {
-			_, stderr, err := runCmd(t, ctx, "run", "-config", cfg, "-ca-dir", caDir)
-			log = stderr
-			done <- err
-		}()
+		stderr, stop := startRun(t, "-config", cfg, "-ca-dir", caDir)
 		deadline := time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) {
 			if _, err := os.Stat(filepath.Join(caDir, "ca-key.pem")); err == nil {
@@ -73,11 +114,8 @@ func TestRunCreatesAndReusesCA(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		time.Sleep(100 * time.Millisecond)
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatalf("run: %v", err)
-		}
-		return log
+		stop()
+		return stderr.String()
 	}
 	// The CA run creates is RSA with room for the intermediate, and the
 	// log says so once.

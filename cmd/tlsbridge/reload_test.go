@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -14,29 +13,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// syncBuffer is an io.Writer safe to read while run writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // waitFor polls until cond holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -79,18 +59,8 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	defer signal.Stop(hup)
 
 	cfg := writeConfig(t, "listen = \"127.0.0.1:0\"\n")
-	var stderr syncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"run", "-config", cfg, "-ca-dir", t.TempDir()}, &syncBuffer{}, &stderr)
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
+	stderr, stop := startRun(t, "-config", cfg, "-ca-dir", t.TempDir())
+	defer stop()
 	listenRE := regexp.MustCompile(`msg="tlsbridge listening".* listen="([^"]+)"`)
 	var proxy string
 	waitFor(t, "the proxy to listen", func() bool {
@@ -159,18 +129,8 @@ func TestReloadReopensListeners(t *testing.T) {
 	}
 	cfg := writeConfig(t, "listen = \"127.0.0.1:0\"\n"+listener(portA))
 	caDir := t.TempDir()
-	var stderr syncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"run", "-config", cfg, "-ca-dir", caDir}, &syncBuffer{}, &stderr)
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
+	stderr, stop := startRun(t, "-config", cfg, "-ca-dir", caDir)
+	defer stop()
 	waitFor(t, "the proxy to listen", func() bool { return strings.Contains(stderr.String(), "tlsbridge listening") })
 	time.Sleep(100 * time.Millisecond) // let the reload goroutine subscribe
 

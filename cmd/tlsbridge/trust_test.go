@@ -326,7 +326,7 @@ func TestWarnCAExpiry(t *testing.T) {
 }
 
 // TestRunAdminListener runs the proxy with [admin] listen set, fetches
-// /ca.pem and /healthz, and checks that run returns once ctx ends.
+// /ca.pem and /healthz, and checks that run returns once it is stopped.
 func TestRunAdminListener(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -336,23 +336,8 @@ func TestRunAdminListener(t *testing.T) {
 	ln.Close()
 	caDir := t.TempDir()
 	cfg := writeConfig(t, fmt.Sprintf("listen = \"127.0.0.1:0\"\n[admin]\nlisten = %q\n", admin))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, _, err := runCmd(t, ctx, "run", "-config", cfg, "-ca-dir", caDir)
-		done <- err
-	}()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("run did not return 15 s after its context ended")
-		}
-	}()
+	_, stop := startRun(t, "-config", cfg, "-ca-dir", caDir)
+	defer stop()
 
 	get := func(path string) ([]byte, error) {
 		resp, err := http.Get("http://" + admin + path)
