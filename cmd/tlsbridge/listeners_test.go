@@ -81,35 +81,18 @@ upstream_tls = false
 	_, stop := startRun(t, "-config", cfg, "-ca-dir", caDir)
 	defer stop()
 
-	var conn net.Conn
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if conn, err = net.Dial("tcp", front); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("listener %s never opened: %v", front, err)
-		}
+	var app *tls.Conn
+	waitFor(t, "listener "+front+" to open", func() bool {
+		app, err = dialApp(front, caDir)
+		return err == nil
+	})
+	defer app.Close()
+	if err := echo(app, "ping\n"); err != nil {
+		t.Fatalf("through the listener: %v", err)
 	}
-	defer conn.Close()
-	pem, err := os.ReadFile(filepath.Join(caDir, "ca.pem"))
+	roots, err := caRoots(caDir)
 	if err != nil {
 		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
-	app := tls.Client(conn, &tls.Config{
-		MinVersion: tls.VersionTLS10, //nolint:gosec // the test plays a legacy app
-		MaxVersion: tls.VersionTLS10,
-		RootCAs:    roots,
-		ServerName: "backend.test",
-	})
-	app.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(app, "ping\n"); err != nil {
-		t.Fatalf("write through the listener: %v", err)
-	}
-	buf := make([]byte, 5)
-	if _, err := io.ReadFull(app, buf); err != nil || string(buf) != "ping\n" {
-		t.Fatalf("echo = %q, %v; want %q", buf, err, "ping\n")
 	}
 	// The app takes ECDSA, and run's CA is RSA: its leaf comes signed by
 	// the in-memory intermediate, which chains to ca.pem alone.
@@ -123,4 +106,51 @@ upstream_tls = false
 	if len(chain) != 3 || !anchor.Equal(roots) {
 		t.Errorf("verified chain: %d certificates ending in %q, want leaf, intermediate, ca.pem", len(chain), chain[len(chain)-1].Subject)
 	}
+}
+
+// caRoots is a pool holding the ca.pem in caDir.
+func caRoots(caDir string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(filepath.Join(caDir, "ca.pem"))
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	return roots, nil
+}
+
+// dialApp connects to a client_tls listener at addr as a TLS 1.0 app that
+// trusts the CA in caDir and verifies the name backend.test.
+func dialApp(addr, caDir string) (*tls.Conn, error) {
+	roots, err := caRoots(caDir)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	app := tls.Client(raw, &tls.Config{
+		MinVersion: tls.VersionTLS10, //nolint:gosec // the test plays a legacy app
+		MaxVersion: tls.VersionTLS10,
+		RootCAs:    roots,
+		ServerName: "backend.test",
+	})
+	app.SetDeadline(time.Now().Add(10 * time.Second))
+	return app, nil
+}
+
+// echo writes msg to c and wants it back from an echo backend.
+func echo(c net.Conn, msg string) error {
+	if _, err := io.WriteString(c, msg); err != nil {
+		return err
+	}
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return err
+	}
+	if string(buf) != msg {
+		return fmt.Errorf("echo %q, want %q", buf, msg)
+	}
+	return nil
 }

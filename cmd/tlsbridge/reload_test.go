@@ -3,14 +3,12 @@ package main
 import (
 	"bufio"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -134,35 +132,6 @@ func TestReloadReopensListeners(t *testing.T) {
 	waitFor(t, "the proxy to listen", func() bool { return strings.Contains(stderr.String(), "tlsbridge listening") })
 	time.Sleep(100 * time.Millisecond) // let the reload goroutine subscribe
 
-	// dial opens an app connection through the listener at addr.
-	dial := func(addr string) (*tls.Conn, error) {
-		pem, err := os.ReadFile(filepath.Join(caDir, "ca.pem"))
-		if err != nil {
-			return nil, err
-		}
-		roots := x509.NewCertPool()
-		roots.AppendCertsFromPEM(pem)
-		raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			return nil, err
-		}
-		app := tls.Client(raw, &tls.Config{MinVersion: tls.VersionTLS10, RootCAs: roots, ServerName: "backend.test"}) //nolint:gosec // the test plays a legacy app
-		app.SetDeadline(time.Now().Add(10 * time.Second))
-		return app, nil
-	}
-	echo := func(c *tls.Conn, msg string) error {
-		if _, err := io.WriteString(c, msg); err != nil {
-			return err
-		}
-		buf := make([]byte, len(msg))
-		if _, err := io.ReadFull(c, buf); err != nil {
-			return err
-		}
-		if string(buf) != msg {
-			return fmt.Errorf("echo %q, want %q", buf, msg)
-		}
-		return nil
-	}
 	reload := func(text string, n int) {
 		t.Helper()
 		if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
@@ -174,7 +143,7 @@ func TestReloadReopensListeners(t *testing.T) {
 
 	var kept *tls.Conn
 	waitFor(t, "listener A to open", func() bool {
-		c, err := dial(portA)
+		c, err := dialApp(portA, caDir)
 		if err == nil {
 			kept = c
 		}
@@ -187,7 +156,7 @@ func TestReloadReopensListeners(t *testing.T) {
 
 	// A unchanged, B added.
 	reload("listen = \"127.0.0.1:0\"\n"+listener(portA)+listener(portB), 1)
-	b, err := dial(portB)
+	b, err := dialApp(portB, caDir)
 	if err != nil {
 		t.Fatalf("listener B after the reload: %v", err)
 	}
@@ -205,7 +174,7 @@ func TestReloadReopensListeners(t *testing.T) {
 		c.Close()
 		t.Errorf("listener A still accepts after it was removed from the config")
 	}
-	b, err = dial(portB)
+	b, err = dialApp(portB, caDir)
 	if err != nil {
 		t.Fatalf("listener B (now listener[0]) after the second reload: %v", err)
 	}
