@@ -196,9 +196,8 @@ func (s *Server) noteHello(ci *connInfo, h *clientHello) uint16 {
 // release ends the server's ownership of a hijacked connection.
 func (s *Server) release(client net.Conn) {
 	client.Close()
-	s.untrack(client)
+	s.hijacked.done(client)
 	s.metrics.active.Dec()
-	s.handlers.Done()
 }
 
 // handOff relays between app and upstream in a goroutine of its own and

@@ -263,8 +263,9 @@ func (fl *fixedListener) appProtos(upstreamChose string) []string {
 	return fl.l.ALPN
 }
 
-// connSet owns the connections of one listener: their goroutines are
-// counted, and shutdown closes whatever is left after the drain.
+// connSet owns connections served by goroutines of their own (a listener's,
+// the proxy's hijacked CONNECTs): the goroutines are counted, and shutdown
+// closes whatever is left after the drain.
 type connSet struct {
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}

@@ -95,10 +95,8 @@ type Server struct {
 	selfMu sync.Mutex
 	self   []*net.TCPAddr // addresses tlsbridge listens on (loop refusal)
 
-	mu       sync.Mutex
-	conns    map[net.Conn]struct{} // hijacked and not yet handed to http.Server
-	handlers sync.WaitGroup        // goroutines owned by the server
-	closing  bool
+	hijacked *connSet       // CONNECT connections taken over from http.Server
+	sniffing sync.WaitGroup // accepted connections not yet handed to http.Server
 	cancel   context.CancelFunc
 	ctx      context.Context
 	once     sync.Once
@@ -151,7 +149,7 @@ func New(cfg Config) (*Server, error) {
 		log:          log,
 		appBase:      base,
 		upstreamBase: make(map[*policy.Rule]*tls.Config),
-		conns:        make(map[net.Conn]struct{}),
+		hijacked:     newConnSet(),
 		ctx:          ctx,
 		cancel:       cancel,
 	}
@@ -203,24 +201,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	err := acceptUntilDone(ctx, cancel, ln, func() error { return s.acceptLoop(ctx, ln, inner) })
 	inner.Close()
-	s.mu.Lock()
-	s.closing = true // no new hijacks: handlers.Add must not race handlers.Wait
-	s.mu.Unlock()
 
 	// Drain: http.Server waits for its own connections; hijacked CONNECT
-	// connections are invisible to it, so they are tracked here.
+	// connections are invisible to it, so they are tracked here. Both get
+	// DrainTimeout, then what is left is closed.
 	drainCtx, drainCancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 	defer drainCancel()
-	done := make(chan struct{})
-	go func() { s.handlers.Wait(); close(done) }()
-	_ = hs.Shutdown(drainCtx)
-	select {
-	case <-done:
-	case <-drainCtx.Done():
-		s.closeAll()
-		_ = hs.Close()
-		<-done
-	}
+	hsDone := make(chan struct{})
+	go func() {
+		if hs.Shutdown(drainCtx) != nil {
+			_ = hs.Close()
+		}
+		close(hsDone)
+	}()
+	s.hijacked.shutdown(s.cfg.DrainTimeout)
+	<-hsDone
+	s.sniffing.Wait()
 	<-serveErr
 	s.pool.closeAll() // relays are done: nothing puts connections back now
 	if err != nil && !errors.Is(err, net.ErrClosed) {
@@ -242,9 +238,9 @@ func (s *Server) Close() error {
 func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, inner *chanListener) error {
 	busy := busyResponse(s.cfg.MaxConnections)
 	return s.accept(ctx, ln, "proxy", busy, func(c net.Conn) bool {
-		s.handlers.Add(1)
+		s.sniffing.Add(1)
 		go func() {
-			defer s.handlers.Done()
+			defer s.sniffing.Done()
 			s.sniff(ctx, c, inner)
 		}()
 		return true
@@ -311,32 +307,14 @@ func (s *Server) leafKeyFor(hi *tls.ClientHelloInfo) ca.KeyType {
 	return s.cfg.Certs.KeyTypeFor(hi)
 }
 
-// track registers a hijacked connection so shutdown can close it.
+// track registers a hijacked connection so shutdown can close it; false
+// once shutdown began.
 func (s *Server) track(c net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
+	if !s.hijacked.add(c) {
 		return false
 	}
-	s.handlers.Add(1)
-	s.conns[c] = struct{}{}
 	s.metrics.active.Inc()
 	return true
-}
-
-func (s *Server) untrack(c net.Conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-}
-
-func (s *Server) closeAll() {
-	s.mu.Lock()
-	s.closing = true
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
 }
 
 // peekedConn serves bytes buffered by the sniffing reader first.
