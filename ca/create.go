@@ -34,15 +34,7 @@ func newAuthority(opts Options) (*Authority, error) {
 	if !kt.valid() {
 		return nil, fmt.Errorf("CA key: %v: %w (want ecdsa-p256 or rsa2048)", kt, ErrUnknownKeyType)
 	}
-	signer, err := generateKey(kt)
-	if err != nil {
-		return nil, err
-	}
-	serial, err := randomSerial()
-	if err != nil {
-		return nil, err
-	}
-	ski, err := subjectKeyID(signer.Public())
+	signer, serial, ski, err := newCAKey(kt)
 	if err != nil {
 		return nil, err
 	}
@@ -118,6 +110,21 @@ func newAuthority(opts Options) (*Authority, error) {
 
 // serialLimit is 2^128.
 var serialLimit = new(big.Int).Lsh(big.NewInt(1), 128)
+
+// newCAKey makes what every CA certificate here starts from: a key of type
+// kt, a random serial and the key's subject key identifier.
+func newCAKey(kt KeyType) (key crypto.Signer, serial *big.Int, ski []byte, err error) {
+	if key, err = generateKey(kt); err != nil {
+		return nil, nil, nil, err
+	}
+	if serial, err = randomSerial(); err != nil {
+		return nil, nil, nil, err
+	}
+	if ski, err = subjectKeyID(key.Public()); err != nil {
+		return nil, nil, nil, err
+	}
+	return key, serial, ski, nil
+}
 
 // randomSerial returns a 128-bit serial from crypto/rand. Unpredictable
 // serials are what the CA/Browser Forum requires (≥ 64 bits of entropy) and

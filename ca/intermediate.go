@@ -137,15 +137,7 @@ func selfSigned(c *x509.Certificate) bool {
 // one). The caller has checked ecdsaIssuerFor(a.Cert, now).
 func newIntermediate(a *Authority, now time.Time) (*issuer, error) {
 	root := a.Cert
-	key, err := generateKey(KeyECDSAP256)
-	if err != nil {
-		return nil, err
-	}
-	serial, err := randomSerial()
-	if err != nil {
-		return nil, err
-	}
-	ski, err := subjectKeyID(key.Public())
+	key, serial, ski, err := newCAKey(KeyECDSAP256)
 	if err != nil {
 		return nil, err
 	}
