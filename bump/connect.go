@@ -175,7 +175,7 @@ func (s *Server) handleConnect(req *http.Request, client net.Conn, _ *goproxy.Pr
 			return
 		}
 	}
-	if err := hello.servable(rule.Client, section(rule.Name, "client")); err != nil {
+	if err := hello.servable(rule.Client, rule.Name); err != nil {
 		hello.refuse(client, err)
 		s.warnClient(ci, err, hello)
 		return

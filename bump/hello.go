@@ -35,17 +35,17 @@ var errUnservable = errors.New("the app's ClientHello cannot be served")
 var errClientVersion = errors.New("the app's TLS versions are outside client.min_tls/max_tls")
 
 // servable reports errUnservable for a hello no app-facing config accepts,
-// and errClientVersion (naming key, the rule or listener) for one that c
-// excludes. Checking here refuses such an app before an upstream is dialled
-// for it.
-func (h *clientHello) servable(c policy.ClientTLS, key string) error {
+// and errClientVersion (naming the client table of name, a rule or
+// listener) for one that c excludes. Checking here refuses such an app
+// before an upstream is dialled for it.
+func (h *clientHello) servable(c policy.ClientTLS, name string) error {
 	lo, hi := offeredRange(h.info.SupportedVersions)
 	if hi < tls.VersionTLS10 || !sharesSuite(h.info.CipherSuites) {
 		return errUnservable
 	}
 	if hi < c.MinVersion || lo > c.MaxVersion {
 		return fmt.Errorf("%w: it offers %s-%s, %s allows %s-%s", errClientVersion,
-			versionName(lo), versionName(hi), key, versionName(c.MinVersion), versionName(c.MaxVersion))
+			versionName(lo), versionName(hi), section(name, "client"), versionName(c.MinVersion), versionName(c.MaxVersion))
 	}
 	return nil
 }

@@ -137,7 +137,7 @@ func (fl *fixedListener) serveTLS(ctx context.Context, c net.Conn, ci *connInfo)
 		return
 	}
 	s.noteHello(ci, hello)
-	if err := hello.servable(fl.l.Client, section(fl.l.Name, "client")); err != nil {
+	if err := hello.servable(fl.l.Client, fl.l.Name); err != nil {
 		hello.refuse(c, err)
 		s.warnClient(ci, err, hello)
 		return
