@@ -105,14 +105,7 @@ func runListener(t testing.TB, p *proxy, i int) (addr string, stop func() time.D
 		once.Do(func() {
 			start := time.Now()
 			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("ServeListener: %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Errorf("ServeListener did not return after its context ended")
-			}
+			waitReturn(t, done, "ServeListener after its context ended", 10*time.Second)
 			took = time.Since(start)
 		})
 		return took
@@ -488,14 +481,7 @@ func TestListenerStopsOnServerClose(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- srv.ServeListener(context.Background(), ln, pol.Listeners[0]) }()
 	srv.Close()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("ServeListener after Close = %v, want nil", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("ServeListener did not return after Server.Close")
-	}
+	waitReturn(t, done, "ServeListener after Server.Close", 5*time.Second)
 }
 
 // waitLog waits until the proxy has logged want: access lines are written

@@ -134,14 +134,7 @@ func startProxyCA(t testing.TB, authority *ca.Authority, config string, tweak ..
 	go func() { done <- srv.Serve(context.Background(), ln) }()
 	t.Cleanup(func() {
 		srv.Close()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("Serve did not return after Close")
-		}
+		waitReturn(t, done, "Serve after Close", 10*time.Second)
 	})
 	return p
 }
@@ -641,5 +634,19 @@ func TestLeafKeyFollowsPolicy(t *testing.T) {
 	p.srv.SetPolicy(pol)
 	if got := leaf("b.leafkey.test"); got != x509.ECDSA {
 		t.Errorf("after reload to leaf_key = auto: leaf key %v, want ECDSA", got)
+	}
+}
+
+// waitReturn waits up to timeout for a Serve or ServeListener call, which
+// sends its result on done, and wants it to return nil.
+func waitReturn(t testing.TB, done <-chan error, what string, timeout time.Duration) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("%s = %v, want nil", what, err)
+		}
+	case <-time.After(timeout):
+		t.Errorf("%s did not return within %v", what, timeout)
 	}
 }
