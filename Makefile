@@ -35,10 +35,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(FUZZTIME) ./policy
 	$(GO) test -run '^$$' -fuzz '^FuzzPeekClientHello$$' -fuzztime $(FUZZTIME) ./bump
 	$(GO) test -run '^$$' -fuzz '^FuzzSplitTarget$$' -fuzztime $(FUZZTIME) ./bump
-	$(GO) test -run '^$$' -fuzz '^FuzzRequestLine$$' -fuzztime $(FUZZTIME) ./bump
-	$(GO) test -run '^$$' -fuzz '^FuzzStatusCode$$' -fuzztime $(FUZZTIME) ./bump
 	$(GO) test -run '^$$' -fuzz '^FuzzSSLv2Detector$$' -fuzztime $(FUZZTIME) ./bump
-	$(GO) test -run '^$$' -fuzz '^FuzzReuseTracker$$' -fuzztime $(FUZZTIME) ./bump
+	$(GO) test -run '^$$' -fuzz '^FuzzReadRequest$$' -fuzztime $(FUZZTIME) ./internal/http1
+	$(GO) test -run '^$$' -fuzz '^FuzzReadResponse$$' -fuzztime $(FUZZTIME) ./internal/http1
+	$(GO) test -run '^$$' -fuzz '^FuzzCopyChunked$$' -fuzztime $(FUZZTIME) ./internal/http1
 
 examples: build
 	bash examples/run.sh

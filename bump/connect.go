@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -42,7 +41,8 @@ type connInfo struct {
 	upstreamTLS    uint16
 	upstreamCipher uint16
 	alpn           string
-	reused         bool // the upstream connection came from the pool
+	reused         bool   // the upstream connection came from the pool
+	user           string // the authenticated proxy user, if [auth] is on
 	status         int
 	stats          relayStats
 }
@@ -78,12 +78,6 @@ func (ci *connInfo) fields() logrus.Fields {
 	if ci.reused {
 		f[logfield.UpstreamReused] = true
 	}
-	if m, p, ok := requestLine(ci.stats.firstIn); ok {
-		f[logfield.Method], f[logfield.Path] = m, p
-	}
-	if ci.status == 0 {
-		ci.status = statusCode(ci.stats.firstOut)
-	}
 	if ci.status != 0 {
 		f[logfield.Status] = ci.status
 	}
@@ -110,6 +104,7 @@ func (s *Server) handleConnect(req *http.Request, client net.Conn, _ *goproxy.Pr
 
 	ctx := s.ctx
 	ci := &connInfo{id: s.connID.Add(1), start: time.Now(), clientAddr: req.RemoteAddr}
+	ci.user, _ = req.Context().Value(proxyUserKey{}).(string)
 	ci.host, ci.port = splitTarget(req.URL.Host, -1)
 	pol := s.Policy()
 	if ci.port < 0 || ci.host == "" {
@@ -205,26 +200,53 @@ func (s *Server) release(client net.Conn) {
 // its 4 KiB bufio reader, the request, and a stack grown by two TLS
 // handshakes are freed while the connection idles. The relay goroutine
 // releases client and writes the access line.
-func (s *Server) handOff(client, app, upstream net.Conn, ci *connInfo, opaque bool) {
-	s.handOffReusing(client, app, upstream, ci, opaque, nil, poolKey{})
-}
-
-// handOffReusing is handOff for a bumped HTTP/1.1 connection whose upstream
-// goes back to the pool under key when the app leaves it between messages.
-func (s *Server) handOffReusing(client, app, upstream net.Conn, ci *connInfo, opaque bool, reuse *reuser, key poolKey) {
+func (s *Server) handOff(client, app, upstream net.Conn, ci *connInfo) {
 	go func() {
 		defer s.release(client)
-		if relay(app, upstream, s.cfg.IdleTimeout, &ci.stats, reuse) {
-			s.pool.put(key, upstream.(*tls.Conn))
+		s.relayLogged(app, upstream, ci)
+	}()
+}
+
+// relayLogged relays app and upstream until both end, then writes the
+// connection's access line.
+func (s *Server) relayLogged(app, upstream net.Conn, ci *connInfo) {
+	relay(app, upstream, s.cfg.IdleTimeout, &ci.stats)
+	s.metrics.access(ci)
+	if s.log.Logger.IsLevelEnabled(logrus.InfoLevel) { // fields cost 4 KiB of allocations
+		s.log.WithFields(ci.fields()).Info("access")
+	}
+}
+
+// handOffBumped runs a bumped connection in a goroutine of its own: h2 (by
+// ALPN) is relayed as bytes; otherwise the app's first bytes decide
+// between the HTTP/1.1 intermediary and a byte relay for other protocols.
+func (s *Server) handOffBumped(client net.Conn, app, upstream *tls.Conn, reused bool, uerr error, ci *connInfo, rule *policy.Rule, key poolKey) {
+	go func() {
+		defer s.release(client)
+		if p := app.ConnectionState().NegotiatedProtocol; p != "" && p != "http/1.1" {
+			s.relayLogged(app, upstream, ci) // h2 end to end
+			return
 		}
-		if opaque {
-			ci.stats.firstIn = nil // encrypted or unknown: nothing to show
-			ci.stats.firstOut = nil
+		br := bufio.NewReaderSize(newMeter(app, &ci.stats.in, &ci.stats), appReaderSize)
+		isHTTP := looksHTTP1(app, br, s.cfg.IdleTimeout)
+		if isHTTP {
+			s.serveHTTP1(app, br, upstream, reused, uerr, ci, rule, key)
+			return
 		}
-		s.metrics.access(ci)
-		if s.log.Logger.IsLevelEnabled(logrus.InfoLevel) { // fields cost 4 KiB of allocations
-			s.log.WithFields(ci.fields()).Info("access")
+		if upstream == nil {
+			app.Close()
+			s.metrics.access(ci)
+			return
 		}
+		if n := br.Buffered(); n > 0 {
+			b, _ := br.Peek(n)
+			if _, err := upstream.Write(b); err != nil {
+				app.Close()
+				upstream.Close()
+				return
+			}
+		}
+		s.relayLogged(app, upstream, ci)
 	}()
 }
 
@@ -272,17 +294,11 @@ func (s *Server) bump(ctx context.Context, client net.Conn, ci *connInfo, rule *
 	client.SetDeadline(time.Time{})
 	cs := app.ConnectionState()
 	ci.clientTLS, ci.clientCipher, ci.alpn = cs.Version, cs.CipherSuite, cs.NegotiatedProtocol
-	if uerr != nil {
-		s.answerUpstreamError(app, ci, uerr)
-		return false
+	if upstream != nil {
+		us := upstream.ConnectionState()
+		ci.upstreamTLS, ci.upstreamCipher = us.Version, us.CipherSuite
 	}
-	us := upstream.ConnectionState()
-	ci.upstreamTLS, ci.upstreamCipher = us.Version, us.CipherSuite
-	var reuse *reuser
-	if p := us.NegotiatedProtocol; (p == "" || p == "http/1.1") && cs.NegotiatedProtocol == p {
-		reuse = newReuser()
-	}
-	s.handOffReusing(client, app, upstream, ci, false, reuse, key)
+	s.handOffBumped(client, app, upstream, ci.reused, uerr, ci, rule, key)
 	return true
 }
 
@@ -295,7 +311,7 @@ func offersHTTP1(protos []string) bool {
 // poolKey names the upstream connections a bumped CONNECT may share.
 func (s *Server) poolKey(rule *policy.Rule, ci *connInfo) poolKey {
 	addr, name := upstreamTarget(rule, ci.host, ci.port)
-	return poolKey{rule: rule, addr: addr, name: name}
+	return poolKey{rule: rule, addr: addr, name: name, user: ci.user}
 }
 
 // upstreamTarget is the address dialled and the name verified for a
@@ -393,7 +409,7 @@ func (s *Server) tunnel(ctx context.Context, client net.Conn, ci *connInfo, rule
 		}
 		ci.stats.in.Add(int64(len(prefix)))
 	}
-	s.handOff(client, client, upstream, ci, true)
+	s.handOff(client, client, upstream, ci)
 	return true
 }
 
@@ -403,35 +419,6 @@ func (s *Server) refuse(client net.Conn, ci *connInfo, status int, reason string
 	writeResponse(client, status, "tlsbridge: "+reason+"\n")
 	s.metrics.access(ci)
 	s.log.WithFields(ci.fields()).Info("access: " + reason)
-}
-
-// answerUpstreamError answers the app's first request inside the bumped
-// connection: clients do not show a CONNECT error's body, but they do show
-// a response to their own request.
-func (s *Server) answerUpstreamError(app *tls.Conn, ci *connInfo, uerr error) {
-	var ue *upstreamError
-	if !errors.As(uerr, &ue) {
-		ue = &upstreamError{host: ci.host, err: uerr}
-	}
-	status, cause, fix := ue.explain()
-	ci.status = status
-	s.metrics.failed(ci, sideUpstream, ue, nil)
-	s.log.WithFields(ci.fields()).WithField(logfield.Stage, "upstream-"+ue.stage).
-		WithField(logfield.Hint, fix).WithError(ue.err).Warn("upstream failed: " + cause)
-
-	app.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	req, err := http.ReadRequest(bufio.NewReader(app))
-	if err != nil {
-		return // not HTTP/1.x: closing is all we can do
-	}
-	if req.Method != http.MethodHead {
-		writeResponse(app, status, errorBody(status, ci.host, cause, fix))
-	} else {
-		writeResponse(app, status, "")
-	}
-	closeWrite(app)
-	// Let the app read the answer before the close turns into a reset.
-	_, _ = io.Copy(io.Discard, io.LimitReader(app, 64<<10))
 }
 
 // writeResponse writes a complete HTTP/1.1 response that closes the connection.
@@ -454,44 +441,4 @@ func (s *Server) warnClient(ci *connInfo, err error, hello *clientHello) {
 		return
 	}
 	e.Warn("app-facing TLS handshake failed")
-}
-
-// requestLine extracts an HTTP/1.x request line from the first bytes the app
-// sent, for the access line; it is not a parser and never rejects anything.
-func requestLine(b []byte) (method, path string, ok bool) {
-	line, _, found := bytes.Cut(b, []byte("\r\n"))
-	if !found {
-		return "", "", false
-	}
-	m, rest, ok1 := bytes.Cut(line, []byte(" "))
-	p, proto, ok2 := bytes.Cut(rest, []byte(" "))
-	if !ok1 || !ok2 || !bytes.HasPrefix(proto, []byte("HTTP/1.")) || !isToken(m) || len(p) == 0 {
-		return "", "", false
-	}
-	return string(m), string(p), true
-}
-
-// isToken reports an RFC 9110 5.6.2 token, the syntax of a method.
-func isToken(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// statusCode extracts the status of an HTTP/1.x response's first line.
-func statusCode(b []byte) int {
-	if !bytes.HasPrefix(b, []byte("HTTP/1.")) || len(b) < 12 || b[8] != ' ' {
-		return 0
-	}
-	d := b[9:12]
-	if d[0] < '1' || d[0] > '9' || d[1] < '0' || d[1] > '9' || d[2] < '0' || d[2] > '9' {
-		return 0 // a status code is three digits, 100 to 999 (RFC 9110 15)
-	}
-	return int(d[0]-'0')*100 + int(d[1]-'0')*10 + int(d[2]-'0')
 }

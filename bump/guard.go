@@ -111,12 +111,16 @@ func (s *Server) front(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		pol := s.Policy()
 		if pol.Auth.Enabled() {
-			if user, ok := s.authorized(&pol.Auth, r); !ok {
+			user, ok := s.authorized(&pol.Auth, r)
+			if !ok {
 				s.askCredentials(w, r, &pol.Auth, user)
 				return
 			}
 			// Credentials are for tlsbridge, never for the origin.
 			r.Header.Del("Proxy-Authorization")
+			// The user keys the upstream pool: one user's upstream
+			// connections never carry another's requests.
+			r = r.WithContext(context.WithValue(r.Context(), proxyUserKey{}, user))
 		}
 		if r.Method == http.MethodConnect || r.URL.IsAbs() {
 			host, port := splitTarget(r.URL.Host, defaultPort(r))
@@ -132,6 +136,9 @@ func (s *Server) front(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// proxyUserKey carries the authenticated proxy user in a request's context.
+type proxyUserKey struct{}
 
 func defaultPort(r *http.Request) int {
 	if r.Method == http.MethodConnect {

@@ -180,7 +180,7 @@ func (fl *fixedListener) relay(app, upstream net.Conn, ci *connInfo) {
 			ci.alpn = us.NegotiatedProtocol
 		}
 	}
-	relay(app, upstream, fl.s.cfg.IdleTimeout, &ci.stats, nil)
+	relay(app, upstream, fl.s.cfg.IdleTimeout, &ci.stats)
 	fl.s.metrics.access(ci)
 	fl.s.log.WithFields(fl.fields(ci)).Info("access")
 }

@@ -31,9 +31,7 @@ var relayBuffers = sync.Pool{New: func() any { b := make([]byte, relayBurstSize)
 // relayStats is what one relay moved.
 type relayStats struct {
 	in, out atomic.Int64 // app→upstream, upstream→app
-	// firstIn/firstOut hold the start of the first chunk each way, for the
-	// access line's request and status (HTTP/1.x only; see accessFields).
-	firstIn, firstOut []byte
+	lastIO  atomic.Int64 // unix nanos of the last byte read (HTTP/1.1 stage)
 
 	mu      sync.Mutex
 	err     error  // the first failure that ended the relay, if any
@@ -58,12 +56,10 @@ func (st *relayStats) failure() (string, error) {
 
 // relay copies bytes both ways between the app and the upstream until both
 // directions end, honouring half-close, and closes both when done. An idle
-// connection (no bytes either way for idle) is closed.
-//
-// With a reuser, an app that closes its side between two HTTP/1.1 messages
-// leaves the upstream connection open and idle: relay then reports true and
-// the caller owns upstream (it is not closed).
-func relay(app, upstream net.Conn, idle time.Duration, st *relayStats, reuse *reuser) (kept bool) {
+// connection (no bytes either way for idle) is closed. It carries tunnels,
+// non-HTTP protocols inside a bumped connection, h2, and upgraded
+// (WebSocket) connections after their 101.
+func relay(app, upstream net.Conn, idle time.Duration, st *relayStats) {
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
 	w := newIdleWatch(idle, &last, func() {
@@ -75,20 +71,15 @@ func relay(app, upstream net.Conn, idle time.Duration, st *relayStats, reuse *re
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		(&copier{from: "upstream", dst: app, src: upstream, n: &st.out, first: &st.firstOut, last: &last, st: st,
-			batch: batcherOf(app), reuse: reuse}).run()
+		(&copier{from: "upstream", dst: app, src: upstream, n: &st.out, last: &last, st: st,
+			batch: batcherOf(app)}).run()
 	}()
-	(&copier{from: "app", dst: upstream, src: app, n: &st.in, first: &st.firstIn, last: &last, st: st,
-		joinSplit: splitsRecords(app), reuse: reuse, peer: upstream}).run()
+	(&copier{from: "app", dst: upstream, src: app, n: &st.in, last: &last, st: st,
+		joinSplit: splitsRecords(app)}).run()
 	wg.Wait()
 	w.stop()
 	app.Close()
-	if _, err := st.failure(); err == nil && reuse != nil && reuse.kept() {
-		upstream.SetReadDeadline(time.Time{})
-		return true
-	}
 	upstream.Close()
-	return false
 }
 
 // copier is one direction of a relay; a named type so stacks read well.
@@ -102,17 +93,8 @@ type copier struct {
 	// before writing (see batch.go).
 	batch     *batchConn
 	joinSplit bool
-	// reuse follows HTTP/1.1 framing to keep the upstream connection
-	// (reuse.go); peer is the upstream, for the app copier to stop the
-	// other one when the app closes between messages.
-	reuse *reuser
-	peer  net.Conn
-	first *[]byte
-	last  *atomic.Int64
+	last      *atomic.Int64
 }
-
-// firstChunkMax bounds how much of the first chunk is kept for logging.
-const firstChunkMax = 256
 
 func (c *copier) run() {
 	small := make([]byte, relaySmallSize)
@@ -131,17 +113,7 @@ func (c *copier) run() {
 		if nr == 1 && rerr == nil && c.joinSplit {
 			nr, rerr = c.readRest(buf)
 		}
-		if nr > 0 && c.reuse != nil {
-			if c.from == "app" {
-				c.reuse.feedApp(buf[:nr])
-			} else {
-				c.reuse.feedUpstream(buf[:nr])
-			}
-		}
 		if nr > 0 {
-			if *c.first == nil {
-				*c.first = append([]byte(nil), buf[:min(nr, firstChunkMax)]...)
-			}
 			c.last.Store(time.Now().UnixNano())
 			if c.batch != nil {
 				c.batch.start()
@@ -168,11 +140,6 @@ func (c *copier) run() {
 		}
 		if rerr != nil {
 			switch {
-			case errors.Is(rerr, io.EOF) && c.reuse != nil && c.from == "app" && c.reuse.keep():
-				// Between messages: keep the upstream, stop its copier.
-				c.peer.SetReadDeadline(time.Now())
-			case c.reuse != nil && c.from == "upstream" && isTimeout(rerr) && c.reuse.isKeeping():
-				// Stopped on purpose by the app copier: leave both open.
 			case errors.Is(rerr, io.EOF):
 				closeWrite(c.dst)
 			case errors.Is(rerr, net.ErrClosed):
