@@ -2,6 +2,7 @@ package bump
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -79,6 +80,9 @@ type h1conn struct {
 	wbuf      []byte
 	served    int  // requests answered
 	counted   bool // the connection is in the metrics already (a failure)
+	// bodyFailed is set by a bodySender that failed and closed the upstream:
+	// its result is on the way, no need to close the app to unblock it.
+	bodyFailed atomic.Bool
 }
 
 // meter counts what one side sends and when, for stats and the idle watch.
@@ -153,6 +157,22 @@ func (s *Server) serveHTTP1(app *tls.Conn, br *bufio.Reader, up *tls.Conn, reuse
 		h.closeAll()
 	})
 	defer w.stop()
+	// Shutdown closes the app connection after DrainTimeout; an exchange
+	// blocked on the upstream needs its side closed too.
+	var drain *time.Timer
+	stop := context.AfterFunc(s.ctx, func() {
+		h.mu.Lock()
+		drain = time.AfterFunc(s.cfg.DrainTimeout, h.closeAll)
+		h.mu.Unlock()
+	})
+	defer func() {
+		stop()
+		h.mu.Lock()
+		if drain != nil {
+			drain.Stop()
+		}
+		h.mu.Unlock()
+	}()
 	for h.exchange() {
 	}
 	h.finish()
@@ -274,6 +294,7 @@ type reqLog struct {
 // is already here; a body still to come is copied by a bodySender whose
 // result arrives on the returned channel (nil when there is none).
 func (h *h1conn) send(rq *reqLog, fresh bool) (<-chan error, error) {
+	h.bodyFailed.Store(false)
 	bodyKind := h.req.RequestBody()
 	retryable := bodyKind == http1.BodyNone && idempotent(h.req.Method)
 	for attempt := 0; ; attempt++ {
@@ -333,6 +354,12 @@ func (b *bodySender) run() {
 	}
 	w.Reset(nil)
 	h1Writers.Put(w)
+	if err != nil {
+		// The upstream holds half a request: it can only be closed, which
+		// also ends the wait for its response.
+		b.h.bodyFailed.Store(true)
+		b.up.Close()
+	}
 	b.done <- err
 }
 
@@ -385,7 +412,15 @@ func (h *h1conn) receive(rq *reqLog, bodyDone <-chan error) bool {
 				out0 = h.ci.stats.out.Load()
 				continue
 			}
-			h.abandonBody(bodyDone)
+			if berr := h.abandonBody(bodyDone); berr != nil {
+				var pe *http1.Error
+				if errors.As(berr, &pe) {
+					// The app's body was malformed: its fault, not the
+					// server's (the upstream was closed mid-request).
+					h.refuseRequest(pe.Status, pe.Reason, berr)
+					return false
+				}
+			}
 			h.answerResponseError(rq, err)
 			return false
 		}
@@ -493,18 +528,20 @@ func (h *h1conn) waitBody(done <-chan error) bool {
 }
 
 // abandonBody stops a bodySender that is still running (closing both
-// connections unblocks it) and waits for it.
-func (h *h1conn) abandonBody(done <-chan error) {
+// connections unblocks it), waits for it and returns its error.
+func (h *h1conn) abandonBody(done <-chan error) error {
 	if done == nil {
-		return
+		return nil
 	}
 	select {
-	case <-done:
-		return
+	case err := <-done:
+		return err
 	default:
 	}
-	h.closeAll()
-	<-done
+	if !h.bodyFailed.Load() {
+		h.closeAll()
+	}
+	return <-done
 }
 
 // switchProtocols forwards a 101 and relays bytes both ways from then on
