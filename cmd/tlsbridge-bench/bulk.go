@@ -23,7 +23,7 @@ func bulk(ctx context.Context, o *options, base *tls.Config) (*summary, error) {
 	defer stop()
 	conn.SetDeadline(time.Now().Add(o.duration + 5*time.Minute))
 	t0 := time.Now()
-	n, err := get(conn, br, target, o.path)
+	n, err := get(conn, br, target, o.path, o.close)
 	elapsed := time.Since(t0)
 	if err == nil && n != o.bulk {
 		err = fmt.Errorf("GET %s: %d bytes, want %d (-bulk)", o.path, n, o.bulk)

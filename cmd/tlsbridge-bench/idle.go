@@ -35,7 +35,7 @@ func holdIdle(ctx context.Context, o *options, base *tls.Config) (*summary, erro
 		if err == nil {
 			conns = append(conns, c)
 			c.SetDeadline(time.Now().Add(10 * time.Second))
-			_, err = get(c, br, target, o.path)
+			_, err = get(c, br, target, o.path, false)
 			c.SetDeadline(time.Time{})
 		}
 		if err != nil {

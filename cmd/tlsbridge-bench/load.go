@@ -79,6 +79,13 @@ func load(ctx context.Context, o *options, base *tls.Config) (*summary, error) {
 	if rec.firstErr != nil {
 		s.FirstError = rec.firstErr.Error()
 	}
+	if s.Ops == 0 && s.Errors == 0 {
+		// Every request was still waiting when the run ended (a proxy that
+		// answers nothing): errors at the end of a run are not counted, so
+		// without this the run would look clean.
+		s.Errors = 1
+		s.FirstError = fmt.Sprintf("no request completed in %v (%d clients): the proxy answered nothing in time", o.duration, o.clients)
+	}
 	if err := s.setCPU(o, cpu0); err != nil {
 		return nil, err
 	}
@@ -112,7 +119,7 @@ func client(ctx context.Context, o *options, base *tls.Config, id int, rec *reco
 		rec.handshake(conn)
 		for {
 			conn.SetDeadline(time.Now().Add(10 * time.Second))
-			_, err := get(conn, br, target, o.path)
+			_, err := get(conn, br, target, o.path, o.close)
 			if over() {
 				break
 			}
@@ -166,14 +173,22 @@ func dial(ctx context.Context, o *options, base *tls.Config, target string) (*tl
 }
 
 // get sends one GET, reads the whole response and returns the body size.
-func get(c *tls.Conn, br *bufio.Reader, target, path string) (int64, error) {
+// With closeConn the request carries "Connection: close", as a one-shot app
+// sends it (Python's urllib, PHP streams, Java with http.keepAlive=false);
+// the response is still read to its end (its Content-Length, or the
+// proxy's close when it has none) before the caller closes.
+func get(c *tls.Conn, br *bufio.Reader, target, path string, closeConn bool) (int64, error) {
 	// Host carries the port unless it is https's default (RFC 9110 7.2):
 	// a proxy that routes by Host (squid) would otherwise dial port 443.
 	host := target
 	if h, port, _ := net.SplitHostPort(target); port == "443" {
 		host = h
 	}
-	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tlsbridge-bench\r\n\r\n", path, host); err != nil {
+	conn := ""
+	if closeConn {
+		conn = "Connection: close\r\n"
+	}
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tlsbridge-bench\r\n%s\r\n", path, host, conn); err != nil {
 		return 0, err
 	}
 	resp, err := http.ReadResponse(br, nil)

@@ -22,6 +22,7 @@ type options struct {
 	clients   int
 	duration  time.Duration
 	keepAlive bool
+	close     bool
 	resume    bool
 	hosts     int
 	path      string
@@ -63,6 +64,7 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&o.clients, "c", 16, "concurrent clients")
 	fs.DurationVar(&o.duration, "d", 10*time.Second, "duration")
 	fs.BoolVar(&o.keepAlive, "keepalive", false, "reuse each connection for many requests (else one request per connection)")
+	fs.BoolVar(&o.close, "close", false, "send \"Connection: close\" with each one-shot request, as Python's urllib, PHP streams and Java with http.keepAlive=false do (not with -keepalive or -idle)")
 	fs.BoolVar(&o.resume, "resume", false, "offer TLS session resumption to the proxy")
 	fs.IntVar(&o.hosts, "hosts", 0, "number of distinct host names (cold-host runs)")
 	fs.StringVar(&o.path, "path", "/", "request path")
@@ -101,6 +103,9 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	}
 	if o.bulk > 0 && o.idle > 0 {
 		return nil, errors.New("-bulk and -idle are separate modes; pick one")
+	}
+	if o.close && (o.keepAlive || o.idle > 0) {
+		return nil, errors.New("-close is for one request per connection; it cannot go with -keepalive or -idle")
 	}
 	return o, nil
 }

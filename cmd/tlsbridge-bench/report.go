@@ -16,6 +16,7 @@ type summary struct {
 	TLS           string  `json:"tls"`
 	Suites        string  `json:"suites"`
 	Resume        bool    `json:"resume"`
+	Close         bool    `json:"connection_close,omitempty"` // -close: each request carried "Connection: close"
 	Hosts         int     `json:"hosts,omitempty"`
 	Clients       int     `json:"clients"`
 	Seconds       float64 `json:"seconds"`
@@ -44,7 +45,7 @@ type summary struct {
 func newSummary(o *options, mode string) *summary {
 	return &summary{
 		Label: o.label, Mode: mode, TLS: tlsName(o.version), Suites: o.suiteSet,
-		Resume: o.resume, Hosts: o.hosts, Clients: o.clients,
+		Resume: o.resume, Close: o.close, Hosts: o.hosts, Clients: o.clients,
 	}
 }
 
@@ -95,7 +96,11 @@ func (s *summary) writeText(w io.Writer) {
 	if s.Label != "" {
 		fmt.Fprintf(w, "label       %s\n", s.Label)
 	}
-	fmt.Fprintf(w, "mode        %s, TLS %s, suites %s, %d clients, %.1f s\n", s.Mode, s.TLS, s.Suites, s.Clients, s.Seconds)
+	mode := s.Mode
+	if s.Close {
+		mode += " (Connection: close)"
+	}
+	fmt.Fprintf(w, "mode        %s, TLS %s, suites %s, %d clients, %.1f s\n", mode, s.TLS, s.Suites, s.Clients, s.Seconds)
 	if s.Cipher != "" {
 		fmt.Fprintf(w, "negotiated  %s %s, %s leaf\n", s.Version, s.Cipher, s.LeafKey)
 	}

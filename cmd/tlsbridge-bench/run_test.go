@@ -24,26 +24,13 @@ import (
 // TestRun drives the tool in-process against a plain CONNECT tunnel and a
 // TLS 1.0 origin whose certificate the "app" verifies, in every mode.
 func TestRun(t *testing.T) {
-	origin := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	proxy, caFile := legacyOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/bulk" {
 			w.Write(make([]byte, 1<<20))
 			return
 		}
 		io.WriteString(w, strings.Repeat("x", 1024))
 	}))
-	origin.TLS = &tls.Config{
-		MinVersion:   tls.VersionTLS10, //nolint:gosec // the origin stands in for the proxy's legacy side
-		CipherSuites: suiteSets["legacy"],
-	}
-	origin.Config.ErrorLog = log.New(io.Discard, "", 0) // runs end mid-handshake
-	origin.StartTLS()
-	t.Cleanup(origin.Close)
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	block := &pem.Block{Type: "CERTIFICATE", Bytes: origin.Certificate().Raw}
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	proxy := tunnel(t, origin.Listener.Addr().String())
 	// httptest's certificate is valid for example.com.
 	common := []string{"-proxy", proxy, "-target", "example.com:443", "-cacert", caFile,
 		"-pid", itoa(os.Getpid()), "-json", "-c", "2", "-d", "300ms"}
@@ -100,6 +87,79 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestRunConnectionClose: with -close every request the origin sees carries
+// "Connection: close", the tool reads each Content-Length body whole and
+// makes one request per connection; without it, none carries the header.
+func TestRunConnectionClose(t *testing.T) {
+	var mu sync.Mutex
+	var reqs, closing, headers int
+	conns := map[string]int{} // the tunnel's source address -> requests
+	proxy, caFile := legacyOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		reqs++
+		conns[r.RemoteAddr]++
+		if r.Close {
+			closing++
+		}
+		if strings.EqualFold(r.Header.Get("Connection"), "close") {
+			headers++
+		}
+		mu.Unlock()
+		w.Header().Set("Content-Length", "1024")
+		io.WriteString(w, strings.Repeat("x", 1024))
+	}))
+	for _, withClose := range []bool{true, false} {
+		mu.Lock()
+		reqs, closing, headers = 0, 0, 0
+		clear(conns)
+		mu.Unlock()
+		args := []string{"-proxy", proxy, "-target", "example.com:443", "-cacert", caFile, "-json", "-c", "2", "-d", "300ms"}
+		if withClose {
+			args = append(args, "-close")
+		}
+		var out bytes.Buffer
+		if err := run(context.Background(), args, &out); err != nil {
+			t.Fatalf("-close=%v: run: %v\n%s", withClose, err, out.String())
+		}
+		var s summary
+		if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+			t.Fatalf("-close=%v: -json output: %v\n%s", withClose, err, out.String())
+		}
+		mu.Lock()
+		n, c, h, nconns := reqs, closing, headers, len(conns)
+		mu.Unlock()
+		if s.Errors != 0 || s.Ops == 0 || s.Close != withClose {
+			t.Errorf("-close=%v: summary %+v, want ops, no errors, connection_close %v", withClose, s, withClose)
+		}
+		want := 0
+		if withClose {
+			want = n
+		}
+		if n == 0 || c != want || h != want {
+			t.Errorf("-close=%v: the origin saw %d requests, %d with r.Close and %d with \"Connection: close\"; want %d of each",
+				withClose, n, c, h, want)
+		}
+		if nconns != n {
+			t.Errorf("-close=%v: %d requests on %d connections, want one request per connection", withClose, n, nconns)
+		}
+	}
+}
+
+// TestRunNothingCompleted: a proxy that answers no request within the run
+// makes the run fail, not a clean run of 0 requests.
+func TestRunNothingCompleted(t *testing.T) {
+	proxy, caFile := legacyOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(500 * time.Millisecond) // answers only after the run ended
+		io.WriteString(w, "late")
+	}))
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-proxy", proxy, "-target", "example.com:443", "-cacert", caFile,
+		"-json", "-c", "1", "-d", "200ms"}, &out)
+	if err == nil || !strings.Contains(out.String(), "no request completed") {
+		t.Errorf("run = %v, output:\n%s\nwant an error: no request completed", err, out.String())
+	}
+}
+
 // TestRunVerifies: the app verifies the name, so a certificate for another
 // host counts as an error.
 func TestRunVerifies(t *testing.T) {
@@ -124,6 +184,7 @@ func TestParseOptions(t *testing.T) {
 	}{
 		{[]string{"-pid", "12,34"}, func(o *options) bool { return len(o.pids) == 2 && o.pids[1] == 34 }},
 		{[]string{"-bulk", "256MiB"}, func(o *options) bool { return o.bulk == 256<<20 }},
+		{[]string{"-close"}, func(o *options) bool { return o.close && !o.keepAlive }},
 		{[]string{"-tls", "1.2", "-suites", "modern"}, func(o *options) bool { return o.version == tls.VersionTLS12 && o.suites == nil }},
 	}
 	for _, g := range good {
@@ -139,6 +200,8 @@ func TestParseOptions(t *testing.T) {
 		"-bulk":    {"-bulk", "lots"},
 		"separate": {"-bulk", "1M", "-idle", "3"},
 		"-c":       {"-c", "0"},
+		"-close":   {"-close", "-keepalive"},
+		"-idle":    {"-close", "-idle", "3"},
 	}
 	for want, args := range bad {
 		if _, err := parseOptions(append(base, args...), io.Discard); err == nil || !strings.Contains(err.Error(), want) {
@@ -206,6 +269,28 @@ func TestParseRSS(t *testing.T) {
 	if _, err := parseRSS("Name:\tkthreadd\n"); err == nil {
 		t.Error("parseRSS without VmRSS succeeded, want an error")
 	}
+}
+
+// legacyOrigin starts h as a TLS 1.0 origin with the legacy suites (it
+// stands in for the proxy's app side) behind a plain CONNECT tunnel; it
+// returns the tunnel's address and a PEM file of the certificate, which is
+// valid for example.com.
+func legacyOrigin(t *testing.T, h http.Handler) (proxy, caFile string) {
+	t.Helper()
+	origin := httptest.NewUnstartedServer(h)
+	origin.TLS = &tls.Config{
+		MinVersion:   tls.VersionTLS10, //nolint:gosec // the origin stands in for the proxy's legacy side
+		CipherSuites: suiteSets["legacy"],
+	}
+	origin.Config.ErrorLog = log.New(io.Discard, "", 0) // runs end mid-handshake
+	origin.StartTLS()
+	t.Cleanup(origin.Close)
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	block := &pem.Block{Type: "CERTIFICATE", Bytes: origin.Certificate().Raw}
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return tunnel(t, origin.Listener.Addr().String()), caFile
 }
 
 // tunnel starts a minimal CONNECT proxy that relays every tunnel to addr.
