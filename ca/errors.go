@@ -56,4 +56,8 @@ var (
 	// ErrStoreFailed means installing into or removing from a trust store
 	// was attempted and did not take effect.
 	ErrStoreFailed = errors.New("trust store update failed")
+
+	// ErrUnsafePermissions means other users can read the CA key or
+	// replace the CA files (see CheckPermissions).
+	ErrUnsafePermissions = errors.New("CA files are not protected from other users")
 )

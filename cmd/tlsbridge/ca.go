@@ -72,6 +72,7 @@ func runCAInit(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "created CA in %s\n  certificate %s\n  key         %s (mode 0600)\n  sha256      %s\nnext: tlsbridge ca install, or give apps the file from tlsbridge ca export\n",
 		a.Dir, a.CertPath(), a.KeyPath(), a.Fingerprint())
+	warnPermissions(stdout, a.Dir) // an existing directory keeps its mode
 	return nil
 }
 
@@ -130,7 +131,21 @@ func runCAInfo(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "path length  %s\nleaf signing %s\n", pathLen(c), a.ECDSAIssuer().Explain())
 	fmt.Fprintf(stdout, "trusted in   %s\n", trustedIn(a))
+	warnPermissions(stdout, a.Dir)
 	return nil
+}
+
+// warnPermissions prints a WARNING line, with the chmod that fixes it, for
+// each way other users could read the CA key or replace the CA in dir;
+// `tlsbridge run` refuses to start until they are fixed.
+func warnPermissions(w io.Writer, dir string) {
+	err := ca.CheckPermissions(dir)
+	if err == nil {
+		return
+	}
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		fmt.Fprintf(w, "WARNING      %s (tlsbridge run refuses to start until then)\n", line)
+	}
 }
 
 func loadCA(cf commonFlags) (*ca.Authority, error) {

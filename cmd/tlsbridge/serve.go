@@ -101,6 +101,13 @@ func openCA(flagDir string, pol *policy.Policy, mints *bump.LeafMints, log *logr
 	if err != nil {
 		return nil, nil, err
 	}
+	// Refuse rather than warn: a log line is easy to miss, and a CA key
+	// that other users can read lets them impersonate every site to every
+	// app that trusts it. Checked before LoadOrCreate, so nothing is
+	// created in a directory others can write.
+	if err := ca.CheckPermissions(dir); err != nil {
+		return nil, nil, fmt.Errorf("refusing to use the CA in %s until only its owner can read the key and write the directory:\n%w", dir, err)
+	}
 	authority, created, err := ca.LoadOrCreate(dir, ca.Options{PermittedHosts: pol.CA.PermittedHosts})
 	if err != nil {
 		return nil, nil, fmt.Errorf("CA in %s: %w", dir, err)

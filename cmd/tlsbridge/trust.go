@@ -153,6 +153,7 @@ func runCAImport(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "  permitted  %s\n", names)
 	}
 	fmt.Fprintln(stdout, "next: tlsbridge ca install (if the CA is not trusted yet), then tlsbridge run")
+	warnPermissions(stdout, dir) // an existing directory keeps its mode
 	return nil
 }
 
