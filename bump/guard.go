@@ -239,6 +239,16 @@ func (c *credCache) add(k [32]byte) {
 	c.m[k] = struct{}{}
 }
 
+// RefuseOwnAddr adds a, the address of a listener of this process that the
+// Server does not accept on itself, to the addresses that requests through
+// the proxy are refused for with 508 Loop Detected, as the proxy port
+// (Serve) and each [[listener]] (ServeListener) already are. The caller
+// opens the [admin] listener (it serves MetricsHandler, so it comes after
+// New) and must add it here before the proxy serves: otherwise an app can
+// reach /metrics and /debug/pprof/ through the proxy, with a CONNECT or a
+// plain GET, as soon as connect_ports lists the admin port (issue 13).
+func (s *Server) RefuseOwnAddr(a net.Addr) { s.addSelf(a) }
+
 // addSelf records an address tlsbridge listens on, so requests to it are
 // refused instead of looping.
 func (s *Server) addSelf(a net.Addr) {
@@ -251,18 +261,19 @@ func (s *Server) addSelf(a net.Addr) {
 
 // isSelf reports whether host:port names one of tlsbridge's own listeners
 // without a DNS lookup (loopback names and literals); dial catches the rest.
+// "localhost." is localhost (a trailing dot only makes the name absolute),
+// and 0.0.0.0 or [::] as a destination reaches this host on Linux.
 func (s *Server) isSelf(host string, port int) bool {
+	host = strings.TrimSuffix(host, ".")
+	ip := net.ParseIP(host)
+	local := strings.EqualFold(host, "localhost") || ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
 	s.selfMu.Lock()
 	defer s.selfMu.Unlock()
 	for _, a := range s.self {
 		if a.Port != port {
 			continue
 		}
-		if strings.EqualFold(host, "localhost") {
-			return true
-		}
-		ip := net.ParseIP(host)
-		if ip != nil && (ip.Equal(a.IP) || ip.IsLoopback() || a.IP.IsUnspecified()) {
+		if local || ip != nil && (ip.Equal(a.IP) || a.IP.IsUnspecified()) {
 			return true
 		}
 	}

@@ -23,11 +23,12 @@ import (
 const adminShutdownTimeout = 5 * time.Second
 
 // startAdmin serves the [admin] endpoints (/ca.pem, /ca.der, /healthz,
-// /metrics from metrics) on
+// /metrics from proxy) on
 // listen until ctx ends or stop is called; stop also waits for the server's
 // goroutines. With an empty listen it does nothing. policy has already
-// refused a non-loopback listen without allow_clients.
-func startAdmin(ctx context.Context, listen string, a *ca.Authority, metrics http.Handler, lg *logrus.Entry) (stop func(), err error) {
+// refused a non-loopback listen without allow_clients. The port is added to
+// proxy's own addresses, so it answers 508 to requests aimed at it.
+func startAdmin(ctx context.Context, listen string, a *ca.Authority, proxy *bump.Server, lg *logrus.Entry) (stop func(), err error) {
 	if listen == "" {
 		return func() {}, nil
 	}
@@ -35,8 +36,9 @@ func startAdmin(ctx context.Context, listen string, a *ca.Authority, metrics htt
 	if err != nil {
 		return nil, fmt.Errorf("admin.listen: cannot listen on %q: %w (is another tlsbridge running? change [admin] listen in the config, or leave it empty)", listen, err)
 	}
+	proxy.RefuseOwnAddr(ln.Addr())
 	srv := &http.Server{
-		Handler:           bump.NewAdminHandler(a, metrics),
+		Handler:           bump.NewAdminHandler(a, proxy.MetricsHandler()),
 		ReadHeaderTimeout: bump.AdminReadHeaderTimeout,
 		WriteTimeout:      bump.AdminWriteTimeout,
 		IdleTimeout:       bump.AdminIdleTimeout,

@@ -71,7 +71,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	defer srv.Close()
 	warnInsecure(pol, log)
-	stopAdmin, err := startAdmin(ctx, pol.Admin.Listen, authority, srv.MetricsHandler(), log)
+	stopAdmin, err := startAdmin(ctx, pol.Admin.Listen, authority, srv, log)
 	if err != nil {
 		ln.Close()
 		return err
