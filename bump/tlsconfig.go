@@ -20,13 +20,20 @@ import (
 //     (GODEBUG tlsrsakex); Java 6, Windows XP/Server 2003 and many embedded
 //     stacks offer nothing else.
 //   - 3DES: removed from the defaults in Go 1.23 (GODEBUG tls3des); Windows
-//     XP's SChannel has no AES at all.
+//     XP's SChannel has no AES at all. Only apps whose ClientHello tops out
+//     below TLS 1.2 are offered it (see appFacingConfig): every TLS 1.2 stack
+//     has AES, and a 64-bit block cipher there is only SWEET32 exposure
+//     (CVE-2016-2183) that scanners such as testssl rightly flag.
 //
 // Listing suites explicitly in Config.CipherSuites is what re-enables them;
 // the GODEBUG switches only affect the defaults. The weakness these suites
 // carry stays on the loopback leg between the app and tlsbridge; the
 // upstream leg uses upstreamCipherSuites, which this list starts with.
-var legacyClientCipherSuites = slices.Concat(upstreamCipherSuites, []uint16{
+var legacyClientCipherSuites = slices.Concat(tls12AppCipherSuites, tripleDESSuites)
+
+// tls12AppCipherSuites is legacyClientCipherSuites without 3DES: what an app
+// that offers TLS 1.2 or later is offered.
+var tls12AppCipherSuites = slices.Concat(upstreamCipherSuites, []uint16{
 	tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
 	tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
 	tls.TLS_RSA_WITH_AES_128_GCM_SHA256,
@@ -34,9 +41,13 @@ var legacyClientCipherSuites = slices.Concat(upstreamCipherSuites, []uint16{
 	tls.TLS_RSA_WITH_AES_128_CBC_SHA,
 	tls.TLS_RSA_WITH_AES_256_CBC_SHA,
 	tls.TLS_RSA_WITH_AES_128_CBC_SHA256,
+})
+
+// tripleDESSuites are the 3DES suites, for apps below TLS 1.2 only.
+var tripleDESSuites = []uint16{
 	tls.TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA,
 	tls.TLS_RSA_WITH_3DES_EDE_CBC_SHA,
-})
+}
 
 // upstreamCipherSuites is what tlsbridge offers real servers for TLS 1.2:
 // forward-secret suites only, the same set Go offers by default, written out
@@ -80,13 +91,28 @@ func newAppFacingBase() (*tls.Config, error) {
 	return base, nil
 }
 
-// appFacingConfig returns a per-connection config for the app's side.
+// appFacingConfig returns a per-connection config for the app's side. It
+// takes 3DES out of the suites for an app that offers TLS 1.2 or later
+// (see legacyClientCipherSuites) once its ClientHello is read; the apps
+// tlsbridge exists for, below TLS 1.2, keep this config as it is.
 func appFacingConfig(base *tls.Config, c policy.ClientTLS, alpn []string, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Config {
 	cfg := base.Clone()
 	cfg.MinVersion = c.MinVersion
 	cfg.MaxVersion = c.MaxVersion
 	cfg.NextProtos = alpn
 	cfg.GetCertificate = getCert
+	cfg.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+		if _, maxOffered := offeredRange(hi.SupportedVersions); maxOffered < tls.VersionTLS12 {
+			return nil, nil // nil: go on with cfg, 3DES included
+		}
+		// Cloned here, not when cfg is built: the caller may still set
+		// fields (clientHello.serve sets CurvePreferences). The clone keeps
+		// the session ticket keys, so resumption still works.
+		narrowed := cfg.Clone()
+		narrowed.GetConfigForClient = nil
+		narrowed.CipherSuites = tls12AppCipherSuites
+		return narrowed, nil
+	}
 	return cfg
 }
 
