@@ -102,6 +102,7 @@ func build(fc *fileConfig, path string, val *validated) (*Policy, error) {
 	if err := errors.Join(b.errs...); err != nil {
 		return nil, err
 	}
+	p.warnings = collectWarnings(fc, p)
 	return p, nil
 }
 

@@ -19,7 +19,7 @@ type ClientTLS struct {
 type UpstreamTLS struct {
 	MinVersion, MaxVersion uint16
 	// Verify is false only when the config says verify = false, an explicit
-	// opt-in that bump logs at Warn on start (see [Policy.Insecure]).
+	// opt-in that tlsbridge logs at Warn on start (see [Policy.Warnings]).
 	Verify bool
 	// CAFiles are the extra root files, as absolute paths (relative ones are
 	// resolved against the config file's directory).
@@ -124,6 +124,8 @@ type Policy struct {
 	// global client and upstream settings, Name "default".
 	Default   *Rule
 	Listeners []*Listener
+
+	warnings []Warning // see Warnings
 }
 
 // AllowsPort reports whether a CONNECT to port is allowed (port is in
@@ -155,9 +157,9 @@ func (p *Policy) LoopbackOnly() bool {
 }
 
 // Insecure returns the names of the places where upstream verification is
-// off ("upstream", "rule[N]", "listener[N]"), in file order, so the caller
-// can warn about each at start. It is empty for a config that never says
-// verify = false.
+// off ("upstream", "rule[N]", "listener[N]"), in file order, inherited
+// values included. It is empty for a config that never says verify =
+// false. [Policy.Warnings] names the keys that turn it off, for logging.
 func (p *Policy) Insecure() []string {
 	var names []string
 	if !p.Upstream.Verify {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 
@@ -36,6 +37,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	log.Info("config " + describeConfig(pol))
 	mints := bump.NewLeafMints()
 	authority, cache, err := openCA(cf.caDir, pol, mints, log)
 	if err != nil {
@@ -70,7 +72,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer srv.Close()
-	warnInsecure(pol, log)
+	warnUnsafe(pol, log)
 	stopAdmin, err := startAdmin(ctx, pol.Admin.Listen, authority, srv, log)
 	if err != nil {
 		ln.Close()
@@ -124,8 +126,10 @@ func openCA(flagDir string, pol *policy.Policy, mints *bump.LeafMints, log *logr
 	if err != nil {
 		return nil, nil, fmt.Errorf("leaf cache: %w", err)
 	}
+	// Debug: how new hosts are signed is a performance detail (ca info
+	// shows it as "leaf signing").
 	if how := cache.ECDSAIssuer(); how != ca.ECDSAIssuerCAExpired { // warnCAExpiry said so already
-		log.Info(how.Explain())
+		log.Debug(how.Explain())
 	}
 	return authority, cache, nil
 }
@@ -152,16 +156,39 @@ func reloadOnHUP(ctx context.Context, cf commonFlags, srv *bump.Server, listener
 			}
 			srv.SetPolicy(pol)
 			listeners.reload(pol)
-			warnInsecure(pol, log)
-			log.Info("config reloaded")
+			warnUnsafe(pol, log)
+			log.Info("config reloaded: " + describeConfig(pol))
 		}
 	}
 }
 
-// warnInsecure logs every place that turns upstream verification off.
-func warnInsecure(pol *policy.Policy, log *logrus.Entry) {
-	for _, where := range pol.Insecure() {
-		log.WithField(logfield.Rule, where).Warnf("verify = false in %s: upstream certificates are NOT verified there", where)
+// describeConfig says which config is in force and what it holds:
+// "config.toml: 2 rules, 1 listener".
+func describeConfig(pol *policy.Policy) string {
+	src := pol.Path
+	if abs, err := filepath.Abs(src); err == nil && src != "" {
+		src = abs
+	}
+	if src == "" {
+		src = "built-in defaults (no -config and no ./config.toml)"
+	}
+	return fmt.Sprintf("%s: %s, %s", src, plural(len(pol.Rules), "rule"), plural(len(pol.Listeners), "listener"))
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// warnUnsafe logs, at start and after each reload, every setting that
+// weakens tlsbridge (verify = false, an upstream min_tls below 1.2, an
+// allow_clients that admits everyone on a non-loopback listen), each with
+// the key that sets it.
+func warnUnsafe(pol *policy.Policy, log *logrus.Entry) {
+	for _, w := range pol.Warnings() {
+		log.Warn(w.String())
 	}
 }
 

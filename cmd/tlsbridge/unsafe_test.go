@@ -69,3 +69,53 @@ func TestUnsafeCAPermissions(t *testing.T) {
 		})
 	}
 }
+
+// run starts with settings that weaken it, and logs one warning for each,
+// naming the key: an allow_clients that makes a non-loopback proxy open to
+// everyone, an upstream min_tls below 1.2, verify = false.
+func TestRunWarnsUnsafeSettings(t *testing.T) {
+	cfg := writeConfig(t, `listen = "0.0.0.0:0"
+allow_clients = ["0.0.0.0/0"]
+[upstream]
+min_tls = "1.1"
+[[rule]]
+hosts = ["old.example"]
+[rule.upstream]
+min_tls = "1.0"
+verify = false
+[[listener]]
+listen = "127.0.0.1:0"
+[listener.upstream]
+address = "old.example:443"
+min_tls = "1.0"
+`)
+	stderr, stop := startRun(t, "-config", cfg, "-ca-dir", t.TempDir())
+	waitFor(t, "the proxy to listen", func() bool { return strings.Contains(stderr.String(), "tlsbridge listening") })
+	stop()
+	var warnings []string
+	for line := range strings.SplitSeq(stderr.String(), "\n") {
+		if strings.Contains(line, "level=warning") {
+			warnings = append(warnings, line)
+		}
+	}
+	for _, want := range []string{
+		cfg + `: allow_clients[0]: \"0.0.0.0/0\" admits every address while listen = \"0.0.0.0:0\": tlsbridge is an open proxy for everyone who can reach that port`,
+		cfg + `: upstream.min_tls: \"1.1\" lets tlsbridge speak TLS 1.1`,
+		cfg + `: rule[0].upstream.verify: false: the certificates of the hosts of rule[0] (old.example) are NOT verified`,
+		cfg + `: rule[0].upstream.min_tls: \"1.0\" lets tlsbridge speak TLS 1.0`,
+		cfg + `: listener[0].upstream.min_tls: \"1.0\" lets tlsbridge speak TLS 1.0`,
+	} {
+		n := 0
+		for _, w := range warnings {
+			if strings.Contains(w, want) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d warnings say %q, want 1; warnings:\n%s", n, want, strings.Join(warnings, "\n"))
+		}
+	}
+	if !strings.Contains(stderr.String(), "config "+cfg+": 1 rule, 1 listener") {
+		t.Errorf("run does not log the config path and its counts:\n%s", stderr)
+	}
+}
