@@ -169,11 +169,17 @@ func decode(data []byte, path string) (fc *fileConfig, unknown, err error) {
 	fc = defaultFileConfig()
 	md, err := toml.Decode(string(data), fc)
 	if err != nil {
-		return nil, nil, syntaxError(err, path)
+		return nil, nil, syntaxError(err, path, data)
 	}
 	var errs []error
 	for i := range fc.Listeners {
 		if err := fc.Listeners[i].decodeUpstream(&md); err != nil {
+			// A wrongly typed key inside the [listener.upstream] table is
+			// reported like any other; errors.Unwrap is the decoder's error.
+			if ke, ok := syntaxError(errors.Unwrap(err), path, data).(*KeyError); ok && strings.HasPrefix(ke.Key, "listener") && strings.Count(ke.Key, ".") >= 2 {
+				errs = append(errs, ke)
+				continue
+			}
 			errs = append(errs, &KeyError{File: path, Key: fmt.Sprintf("listener[%d].upstream", i), Msg: err.Error(), Err: ErrSyntax})
 		}
 	}
@@ -213,8 +219,9 @@ func (l *fileListener) hasUpstream() bool {
 }
 
 // syntaxError turns a TOML decoder error into a *KeyError with the file,
-// the line and the last key the decoder saw.
-func syntaxError(err error, path string) error {
+// the line and the last key the decoder saw; a value of the wrong TOML
+// type gets the spelling that fixes it (see typeHint). data is the file.
+func syntaxError(err error, path string, data []byte) error {
 	ke := &KeyError{File: path, Err: ErrSyntax}
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
@@ -234,7 +241,10 @@ func syntaxError(err error, path string) error {
 		if i := strings.Index(msg, "): "); i >= 0 {
 			rest = msg[i+3:]
 		}
-		ke.Line, ke.Key, ke.Msg = line, key, rest
+		ke.Line, ke.Key, ke.Msg = line, indexArrayKey(key, data, line), rest
+		if hint, ok := typeHint(rest, key, valueAt(data, line)); ok {
+			ke.Msg = hint
+		}
 		return ke
 	}
 	ke.Msg = msg

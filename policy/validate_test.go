@@ -18,7 +18,15 @@ var errorTests = []struct {
 }{
 	// Syntax and types.
 	{"syntax", "listen = \n", `config.toml:1: listen: expected value`, ErrSyntax},
-	{"type", "connect_ports = \"443\"\n", `config.toml:1: connect_ports: incompatible types`, ErrSyntax},
+	{"type", "connect_ports = [\"443\"]\n", `config.toml:1: connect_ports: incompatible types`, ErrSyntax},
+	{"type/unquoted-version", "[upstream]\nmin_tls = 1.2\n", `config.toml:2: upstream.min_tls: 1.2 is a number; write it as a string: "1.2"`, ErrSyntax},
+	{"type/unquoted-version-comment", "[client]\nmax_tls = 1.3 # newest\n", `config.toml:2: client.max_tls: 1.3 is a number; write it as a string: "1.3"`, ErrSyntax},
+	{"type/unquoted-rule-version", "[[rule]]\nhosts = [\"a\"]\n[[rule]]\nhosts = [\"b\"]\n[rule.upstream]\nmin_tls = 1.0\n", `config.toml:6: rule[1].upstream.min_tls: 1.0 is a number; write it as a string: "1.0"`, ErrSyntax},
+	{"type/unquoted-listener-version", "[[listener]]\nlisten = \"127.0.0.1:1\"\n[listener.upstream]\naddress = \"a:443\"\nmin_tls = 1.2\n", `config.toml:5: listener[0].upstream.min_tls: 1.2 is a number; write it as a string: "1.2"`, ErrSyntax},
+	{"type/quoted-bool", "[upstream]\nverify = \"true\"\n", `config.toml:2: upstream.verify: "true" is a string; write it as a boolean: true`, ErrSyntax},
+	{"type/quoted-number", "[limits]\nmax_connections = \"100\"\n", `config.toml:2: limits.max_connections: "100" is a string; write it as a number: 100`, ErrSyntax},
+	{"type/string-for-list", "connect_ports = \"443\"\n", `config.toml:1: connect_ports: "443" is a string; write it as a list: [443]`, ErrSyntax},
+	{"type/string-for-hosts", "[[rule]]\nhosts = \"a.example\"\n", `config.toml:2: rule[0].hosts: "a.example" is a string; write it as a list: ["a.example"]`, ErrSyntax},
 	{"listener-contract-both", "[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = \"a:443\"\n[listener.upstream]\nca_files = []\n", `config.toml:4: listener: Key 'listener.upstream' has already been defined; a [[listener]] names its target either as upstream = "host:port" or as address = "host:port" inside [listener.upstream]`, ErrSyntax},
 	{"listener-upstream-type", "[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = 443\n", `config.toml: listener[0].upstream: want a "host:port" string`, ErrSyntax},
 

@@ -82,6 +82,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 	}{
 		{"unknown-key", "listen = \"127.0.0.1:0\"\nlisten_port = 3128\n", []string{"listen_port"}},
 		{"bad-version", "[upstream]\nmin_tls = \"1.7\"\n", []string{"upstream.min_tls", "1.7"}},
+		{"unquoted-version", "[upstream]\nmin_tls = 1.2\n", []string{`upstream.min_tls: 1.2 is a number; write it as a string: "1.2"`}},
 		{"min-above-max", "[client]\nmin_tls = \"1.3\"\nmax_tls = \"1.1\"\n", []string{"client.min_tls"}},
 		{"rule-bad-version", "[[rule]]\nhosts = [\"a.test\"]\naction = \"bump\"\n[rule.upstream]\nmin_tls = \"2\"\n", []string{"rule[0].upstream.min_tls"}},
 		{"open-listen", "listen = \"0.0.0.0:3128\"\n", []string{"listen", "allow_clients"}},
