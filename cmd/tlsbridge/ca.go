@@ -18,10 +18,13 @@ import (
 // runCA dispatches "tlsbridge ca <subcommand>".
 func runCA(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, caUsage)
 		return fmt.Errorf("ca: missing subcommand (init, import, export, install, uninstall, info): %w", errUsage)
 	}
 	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, caUsage)
+		return nil
 	case "init":
 		return runCAInit(args[1:], stdout, stderr)
 	case "export":
@@ -35,7 +38,7 @@ func runCA(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "import":
 		return runCAImport(args[1:], stdout, stderr)
 	}
-	fmt.Fprint(stderr, usage)
+	fmt.Fprint(stderr, caUsage)
 	return fmt.Errorf("ca: unknown subcommand %q: %w", args[0], errUsage)
 }
 

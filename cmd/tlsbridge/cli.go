@@ -19,16 +19,27 @@ const usage = `usage: tlsbridge <command> [flags]
 
 commands:
   run     [-config PATH] [-ca-dir DIR]        run the proxy
-  ca init [-config PATH] [-ca-dir DIR] [-force] [-key rsa|ecdsa]
+` + caCommands + `  check   [-config PATH] HOST[:PORT]         explain what a legacy app would get from a server
+  version                                     print the version
+
+Run "tlsbridge <command> -h" for a command's flags.
+`
+
+// caCommands are the "tlsbridge ca" lines of usage, also printed by
+// "tlsbridge ca -h".
+const caCommands = `  ca init [-config PATH] [-ca-dir DIR] [-force] [-key rsa|ecdsa]
   ca import [-ca-dir DIR] [-force] CERT KEY   use an existing CA (PKCS #1, PKCS #8 or SEC 1 key)
   ca export [-ca-dir DIR] [-der] [-out PATH]  write the CA certificate (PEM, or DER)
   ca install [-ca-dir DIR] [-stores system,nss,java]    trust the CA in these stores
   ca uninstall [-ca-dir DIR] [-stores system,nss,java]  remove it again
   ca info [-ca-dir DIR]                       show the CA and where it is trusted
-  check   [-config PATH] HOST[:PORT]         explain what a legacy app would get from a server
-  version                                     print the version
+`
 
-Run "tlsbridge <command> -h" for a command's flags.
+const caUsage = `usage: tlsbridge ca <subcommand> [flags]
+
+subcommands:
+` + caCommands + `
+Run "tlsbridge ca <subcommand> -h" for a subcommand's flags.
 `
 
 // errUsage is returned for a command line that cannot be run; the usage text

@@ -194,3 +194,29 @@ func TestUnknownCommand(t *testing.T) {
 		t.Errorf("version = %q, %v", out, err)
 	}
 }
+
+// -h, -help and --help print usage and succeed for every command and
+// subcommand, "ca" included.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{
+		{"-h"}, {"--help"}, {"help"},
+		{"ca", "-h"}, {"ca", "--help"}, {"ca", "-help"}, {"ca", "help"},
+		{"run", "-h"}, {"run", "--help"}, {"check", "-h"},
+		{"ca", "init", "-h"}, {"ca", "import", "-h"}, {"ca", "export", "-h"},
+		{"ca", "install", "-h"}, {"ca", "uninstall", "-h"}, {"ca", "info", "--help"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			stdout, stderr, err := runCmd(t, context.Background(), args...)
+			out := stdout + stderr
+			if err != nil || !strings.Contains(strings.ToLower(out), "usage") || strings.Contains(out, "unknown") {
+				t.Errorf("tlsbridge %s = %v, output:\n%s\nwant usage and no error", strings.Join(args, " "), err, out)
+			}
+		})
+	}
+	if stdout, _, _ := runCmd(t, context.Background(), "ca", "-h"); !strings.Contains(stdout, "ca init") || !strings.Contains(stdout, "ca info") {
+		t.Errorf("tlsbridge ca -h does not list the ca subcommands:\n%s", stdout)
+	}
+	if _, stderr, err := runCmd(t, context.Background(), "ca", "bogus"); err == nil || !strings.Contains(stderr, "ca init") {
+		t.Errorf("tlsbridge ca bogus = %v, stderr:\n%s\nwant an error and the ca usage", err, stderr)
+	}
+}
