@@ -25,7 +25,11 @@ var errTooManyFiles = syscall.EMFILE
 func (s *Server) newProxy() *goproxy.ProxyHttpServer {
 	p := goproxy.NewProxyHttpServer()
 	p.Logger = printfLogger{s.log}
-	p.Verbose = s.log.Logger.IsLevelEnabled(logrus.DebugLevel)
+	// Verbose stays off even at debug level: goproxy's Logf lines are its
+	// internals ("on 0th handler: &{3 0x8cc660 <nil>}", "Running 1 CONNECT
+	// handlers"), which tell a user nothing the access line does not. Its
+	// Warnf lines still reach printfLogger.
+	p.Verbose = false
 	// goproxy's default transport skips verification and honours
 	// HTTPS_PROXY; ours does neither (a proxy that follows its own
 	// environment can loop into itself).
@@ -135,10 +139,15 @@ func splitTarget(hostport string, defaultPort int) (string, int) {
 	return host, port
 }
 
-// printfLogger adapts goproxy's Printf logger to logrus at Debug.
+// printfLogger adapts goproxy's Printf logger to logrus at Debug; with
+// Verbose off it only gets goproxy's warnings ("[001] WARN: ...").
 type printfLogger struct{ e *logrus.Entry }
 
-func (l printfLogger) Printf(format string, v ...any) { l.e.Debugf("goproxy: "+format, v...) }
+func (l printfLogger) Printf(format string, v ...any) {
+	if l.e.Logger.IsLevelEnabled(logrus.DebugLevel) {
+		l.e.Debug("goproxy: " + strings.TrimSpace(fmt.Sprintf(format, v...)))
+	}
+}
 
 // newStdLogger adapts a standard library *log.Logger (http.Server.ErrorLog)
 // into the entry at level.
