@@ -3,12 +3,17 @@ package bump
 import (
 	"bufio"
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,9 +116,9 @@ func (s *Server) front(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		pol := s.Policy()
 		if pol.Auth.Enabled() {
-			user, ok := s.authorized(&pol.Auth, r)
-			if !ok {
-				s.askCredentials(w, r, &pol.Auth, user)
+			user, res := s.authorized(&pol.Auth, r)
+			if res != authOK {
+				s.askCredentials(w, r, &pol.Auth, user, res)
 				return
 			}
 			// Credentials are for tlsbridge, never for the origin.
@@ -167,42 +172,92 @@ func (p pipelinedHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // authorized checks Basic proxy credentials (RFC 7617) against the bcrypt
-// hashes of [auth] users_file. A bcrypt check costs tens of milliseconds by
-// design, so verified credentials are remembered (as a SHA-256 of user,
-// password and hash: a changed hash invalidates them) for later requests.
-func (s *Server) authorized(a *policy.Auth, r *http.Request) (user string, ok bool) {
+// hashes of [auth] users_file, the way squid's basic auth with
+// credentialsttl does, plus what squid leaves to fail2ban:
+//
+//   - A bcrypt check costs tens of milliseconds by design, so a verified
+//     (user, password) pair is remembered for credTTL as an HMAC under a
+//     per-process random key (never the password, nor a plain hash of it
+//     that a memory dump would let anyone brute-force at SHA-256 speed).
+//     The stored hash is part of the digest: a changed hash in a reloaded
+//     users file invalidates it.
+//   - An unknown user costs one bcrypt comparison against a dummy hash of
+//     the file's cost, like a known user with a wrong password, so user
+//     names cannot be told apart by response time (issue 13 measured
+//     0.4 ms against 55 ms).
+//   - Past authFailLimit failed checks from one client address (an IPv6
+//     client's /64) within authFailWindow, every request from it is
+//     answered 407 at once, cached credentials included: checking them
+//     would tell a limited guesser when a guess is right.
+//
+// Concurrent checks of the same credentials share one bcrypt comparison,
+// so an app that opens 50 connections at once costs one, not 50; and at
+// most GOMAXPROCS-1 comparisons run at once, so checking passwords never
+// takes every core from the connections already authenticated.
+func (s *Server) authorized(a *policy.Auth, r *http.Request) (user string, res authResult) {
 	scheme, cred, found := strings.Cut(r.Header.Get("Proxy-Authorization"), " ")
 	if !found || !strings.EqualFold(scheme, "Basic") {
-		return "", false
+		return "", authMissing
 	}
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
 	if err != nil {
-		return "", false
+		return "", authMissing
 	}
 	user, pass, found := strings.Cut(string(raw), ":")
+	if !found {
+		return "", authMissing
+	}
 	hash := a.Users[user]
-	if !found || hash == nil {
-		return user, false
+	compare := func() bool {
+		// Not cut short when the client leaves: requests with the same
+		// credentials may be waiting for this result. The wait is bounded:
+		// at most authFailLimit checks per address are pending.
+		s.auth.acquire()
+		defer s.auth.release()
+		if hash == nil {
+			bcrypt.CompareHashAndPassword(s.auth.dummyHash(a), []byte(pass)) // always fails; spends the time
+			return false
+		}
+		return bcrypt.CompareHashAndPassword(hash, []byte(pass)) == nil
 	}
-	key := sha256.Sum256([]byte(user + "\x00" + pass + "\x00" + string(hash)))
-	if s.authCache.has(key) {
-		return user, true
+	res, first := s.auth.check(clientKey(r.RemoteAddr), s.auth.digest(user, pass, hash), time.Now(), compare)
+	switch res {
+	case authBad:
+		s.metrics.authFailed("bad")
+	case authLimited:
+		s.metrics.authFailed("limited")
+		if first {
+			s.log.WithField(logfield.ClientAddr, r.RemoteAddr).Warnf(
+				"proxy authentication: %d failed checks from %s within %v: its requests are answered 407 without checking credentials for the rest of that time (counted in tlsbridge_auth_failures_total{result=\"limited\"}; logged once per address and interval)",
+				authFailLimit, clientKey(r.RemoteAddr), authFailWindow)
+		}
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(pass)) != nil {
-		return user, false
-	}
-	s.authCache.add(key)
-	return user, true
+	return user, res
 }
 
-// askCredentials answers 407 with a Proxy-Authenticate challenge.
-func (s *Server) askCredentials(w http.ResponseWriter, r *http.Request, a *policy.Auth, user string) {
+// authResult is the outcome of a proxy authentication check.
+type authResult int
+
+const (
+	authOK      authResult = iota
+	authMissing            // no Basic credentials, or malformed ones
+	authBad                // wrong password or unknown user
+	authLimited            // too many failures from the client address
+)
+
+// askCredentials answers 407 with a Proxy-Authenticate challenge. A limited
+// client gets no access line per request (a flood would write one per
+// attempt); authorized logged it once per interval, and the metrics count it.
+func (s *Server) askCredentials(w http.ResponseWriter, r *http.Request, a *policy.Auth, user string, res authResult) {
 	host, port := splitTarget(r.URL.Host, defaultPort(r))
-	msg := "proxy authentication missing"
-	if user != "" {
-		msg = fmt.Sprintf("proxy authentication failed for user %q", user)
+	switch res {
+	case authLimited:
+		s.metrics.access(&connInfo{action: "auth", status: http.StatusProxyAuthRequired})
+	case authBad:
+		s.refused(r, host, port, "auth", http.StatusProxyAuthRequired, fmt.Sprintf("proxy authentication failed for user %q", user))
+	default:
+		s.refused(r, host, port, "auth", http.StatusProxyAuthRequired, "proxy authentication missing")
 	}
-	s.refused(r, host, port, "auth", http.StatusProxyAuthRequired, msg)
 	w.Header().Set("Proxy-Authenticate", `Basic realm="`+a.Realm+`", charset="UTF-8"`)
 	http.Error(w, "tlsbridge: proxy authentication required: put the user and password in the proxy URL, e.g. HTTPS_PROXY=http://user:password@"+r.Host, http.StatusProxyAuthRequired)
 }
@@ -215,28 +270,238 @@ func (s *Server) refused(r *http.Request, host string, port int, action string, 
 	s.log.WithFields(ci.fields()).Warn("access: " + msg)
 }
 
-// credCache is a bounded set of verified credential digests.
-type credCache struct {
-	mu sync.Mutex
-	m  map[[32]byte]struct{}
+// Proxy authentication limits (see authorized).
+const (
+	// credTTL is how long a verified (user, password) pair is accepted
+	// without bcrypt: squid's credentialsttl default (1 hour).
+	credTTL = time.Hour
+	// credCacheMax bounds the remembered pairs; only verified pairs get
+	// in, so it is reached only with that many users (or reloads that
+	// change hashes), and then the cache starts over.
+	credCacheMax = 1024
+	// authFailLimit failed checks from one address within authFailWindow
+	// make it answer 407 at once until the window ends: 10 a minute is
+	// plenty for a person mistyping and useless for guessing.
+	authFailLimit  = 10
+	authFailWindow = time.Minute
+	// authClientsMax bounds the per-address failure table. When it is
+	// full of live windows, new addresses share one window (overflowKey):
+	// a spread-out flood is then limited as a whole.
+	authClientsMax = 4096
+	overflowKey    = "overflow"
+)
+
+// authGuard is a Server's proxy-authentication state: the HMAC key, the
+// verified-credentials cache, the per-address failure windows, the checks
+// in flight, and the dummy hashes for unknown users. The zero value is
+// ready to use.
+type authGuard struct {
+	initOnce sync.Once
+	key      []byte        // HMAC-SHA256 key of the digests, random per process
+	slots    chan struct{} // one token per bcrypt comparison allowed to run
+
+	mu       sync.Mutex
+	verified map[credDigest]time.Time // digest -> expiry
+	clients  map[string]*failWindow   // clientKey -> window
+	inflight map[credDigest]*authCall
+
+	dummyMu  sync.Mutex
+	dummyFor *policy.Auth   // the Auth whose cost dummyCost is
+	dummyAt  int            // its highest bcrypt cost
+	dummies  map[int][]byte // cost -> hash of a random password
 }
 
-const credCacheMax = 1024
+// credDigest identifies a (user, password, stored hash) triple.
+type credDigest [sha256.Size]byte
 
-func (c *credCache) has(k [32]byte) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.m[k]
-	return ok
+// failWindow counts one client address's failed checks since start.
+type failWindow struct {
+	start    time.Time
+	failures int
+	pending  int  // checks of this address running now
+	logged   bool // the limit was logged in this window
 }
 
-func (c *credCache) add(k [32]byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= credCacheMax {
-		c.m = make(map[[32]byte]struct{}) // start over rather than grow
+// authCall is a bcrypt check that requests with the same credentials wait for.
+type authCall struct {
+	done chan struct{}
+	res  authResult
+}
+
+func (g *authGuard) init() {
+	g.initOnce.Do(func() {
+		g.key = make([]byte, 32)
+		rand.Read(g.key) // never fails (crypto/rand, Go 1.24)
+		g.slots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))
+	})
+}
+
+// acquire waits for a bcrypt slot.
+func (g *authGuard) acquire() {
+	g.init()
+	g.slots <- struct{}{}
+}
+
+// release frees the slot taken by acquire.
+func (g *authGuard) release() { <-g.slots }
+
+// digest is HMAC-SHA256(key, user, password, hash), each length-prefixed
+// so that no two triples share an encoding.
+func (g *authGuard) digest(user, pass string, hash []byte) credDigest {
+	g.init()
+	m := hmac.New(sha256.New, g.key)
+	for _, f := range [][]byte{[]byte(user), []byte(pass), hash} {
+		m.Write(binary.BigEndian.AppendUint32(nil, uint32(len(f))))
+		m.Write(f)
 	}
-	c.m[k] = struct{}{}
+	var d credDigest
+	m.Sum(d[:0])
+	return d
+}
+
+// check decides one request's credentials: limited if the client is over
+// its failure limit, OK if d was verified within credTTL, else the result
+// of compare (a bcrypt comparison), run once for all concurrent requests
+// with the same d. first reports the request that found the client
+// limited first in its window, for the once-per-interval log line.
+func (g *authGuard) check(client string, d credDigest, now time.Time, compare func() bool) (res authResult, first bool) {
+	g.mu.Lock()
+	w := g.clients[client]
+	if w != nil && now.Sub(w.start) >= authFailWindow {
+		w.start, w.failures, w.logged = now, 0, false
+	}
+	if w != nil && w.failures >= authFailLimit {
+		return authLimited, g.limitedLocked(w)
+	}
+	if exp, ok := g.verified[d]; ok {
+		if now.Before(exp) {
+			g.mu.Unlock()
+			return authOK, false
+		}
+		delete(g.verified, d)
+	}
+	if c := g.inflight[d]; c != nil {
+		g.mu.Unlock()
+		<-c.done
+		return c.res, false
+	}
+	if w == nil {
+		w = g.windowLocked(client, now)
+	}
+	// Checks still running count against the limit too, or 64 concurrent
+	// guesses would all reach bcrypt before the first failure is counted.
+	if w.failures+w.pending >= authFailLimit {
+		return authLimited, g.limitedLocked(w)
+	}
+	w.pending++
+	c := &authCall{done: make(chan struct{})}
+	if g.inflight == nil {
+		g.inflight = make(map[credDigest]*authCall)
+	}
+	g.inflight[d] = c
+	g.mu.Unlock()
+
+	c.res = authBad
+	ok := compare()
+
+	g.mu.Lock()
+	w.pending--
+	delete(g.inflight, d)
+	if ok {
+		c.res = authOK
+		if g.verified == nil || len(g.verified) >= credCacheMax {
+			g.verified = make(map[credDigest]time.Time) // start over rather than grow
+		}
+		g.verified[d] = now.Add(credTTL)
+	} else {
+		w.failures++
+	}
+	g.mu.Unlock()
+	close(c.done)
+	return c.res, false
+}
+
+// limitedLocked unlocks g.mu and reports whether w's limit is news in its
+// window (to be logged).
+func (g *authGuard) limitedLocked(w *failWindow) bool {
+	first := !w.logged
+	w.logged = true
+	g.mu.Unlock()
+	return first
+}
+
+// windowLocked returns client's failure window, making one; a full table
+// first drops the windows that ended, then falls back to overflowKey.
+func (g *authGuard) windowLocked(client string, now time.Time) *failWindow {
+	if g.clients == nil {
+		g.clients = make(map[string]*failWindow)
+	}
+	if w := g.clients[client]; w != nil {
+		return w
+	}
+	if len(g.clients) >= authClientsMax {
+		for k, w := range g.clients {
+			if w.pending == 0 && now.Sub(w.start) >= authFailWindow {
+				delete(g.clients, k)
+			}
+		}
+		if len(g.clients) >= authClientsMax {
+			client = overflowKey
+			if w := g.clients[client]; w != nil {
+				return w
+			}
+		}
+	}
+	w := &failWindow{start: now}
+	g.clients[client] = w
+	return w
+}
+
+// dummyHash returns a bcrypt hash of a random password at the highest cost
+// in a's users file, made once per cost, for unknown users to be compared
+// against. Making it costs one bcrypt run itself, so only the first unknown
+// user after a start (or a reload that changes the cost) pays twice.
+func (g *authGuard) dummyHash(a *policy.Auth) []byte {
+	g.dummyMu.Lock()
+	defer g.dummyMu.Unlock()
+	if g.dummyFor != a {
+		g.dummyFor, g.dummyAt = a, bcrypt.DefaultCost
+		first := true
+		for _, h := range a.Users {
+			if c, err := bcrypt.Cost(h); err == nil && (first || c > g.dummyAt) {
+				g.dummyAt, first = c, false
+			}
+		}
+	}
+	if h := g.dummies[g.dummyAt]; h != nil {
+		return h
+	}
+	pass := make([]byte, 16)
+	rand.Read(pass)
+	h, err := bcrypt.GenerateFromPassword(pass, g.dummyAt)
+	if err != nil { // only for a cost outside bcrypt's range, which the loader refuses
+		return nil
+	}
+	if g.dummies == nil {
+		g.dummies = make(map[int][]byte)
+	}
+	g.dummies[g.dummyAt] = h
+	return h
+}
+
+// clientKey is the address failures are counted by: the IP of "ip:port",
+// or the /64 of an IPv6 client, which holds the whole /64.
+func clientKey(remoteAddr string) string {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return remoteAddr
+	}
+	ip := ap.Addr().Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
 }
 
 // RefuseOwnAddr adds a, the address of a listener of this process that the

@@ -42,6 +42,7 @@ type metrics struct {
 	failures    *prometheus.CounterVec // side, reason
 	bytes       *prometheus.CounterVec // direction
 	active      prometheus.Gauge
+	authFails   *prometheus.CounterVec // result
 }
 
 // newMetrics builds the registry of a Server: its own counters, the leaf
@@ -70,7 +71,13 @@ func newMetrics(certs *ca.Cache, mints *LeafMints) *metrics {
 			Name: "tlsbridge_active_connections",
 			Help: "CONNECT and listener connections open now.",
 		}),
+		authFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tlsbridge_auth_failures_total",
+			Help: "Proxy requests refused with 407 for their credentials, by result: bad (a wrong password or an unknown user, checked with bcrypt) or limited (answered at once because their client address had too many failures in the last minute). Requests without credentials are not counted.",
+		}, []string{"result"}),
 	}
+	m.authFails.WithLabelValues("bad")
+	m.authFails.WithLabelValues("limited")
 	// Zero series for every version an app can offer, so "how many apps
 	// offer at most TLS 1.0" is 0, not absent, before the first one.
 	for _, v := range []string{"1.0", "1.1", "1.2", "1.3"} {
@@ -79,7 +86,7 @@ func newMetrics(certs *ca.Cache, mints *LeafMints) *metrics {
 	m.bytes.WithLabelValues("app_to_upstream")
 	m.bytes.WithLabelValues("upstream_to_app")
 
-	m.reg.MustRegister(m.connections, m.helloMax, m.failures, m.bytes, m.active,
+	m.reg.MustRegister(m.connections, m.helloMax, m.failures, m.bytes, m.active, m.authFails,
 		cacheCollector{certs},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -116,6 +123,12 @@ func (m *metrics) access(ci *connInfo) {
 func (m *metrics) failed(ci *connInfo, side string, err error, hello *clientHello) {
 	m.access(ci)
 	m.failures.WithLabelValues(side, reason(err, hello)).Inc()
+}
+
+// authFailed counts a request refused for its credentials (result "bad" or
+// "limited").
+func (m *metrics) authFailed(result string) {
+	m.authFails.WithLabelValues(result).Inc()
 }
 
 // hello counts the highest version an app offered in its ClientHello.

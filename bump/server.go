@@ -90,7 +90,7 @@ type Server struct {
 	pool   upstreamPool // idle upstream connections (reuse.go)
 	active atomic.Int64 // admitted app connections, for MaxConnections
 
-	authCache credCache
+	auth authGuard // proxy authentication (guard.go)
 
 	selfMu sync.Mutex
 	self   []*net.TCPAddr // addresses tlsbridge listens on (loop refusal)
