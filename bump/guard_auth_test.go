@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -141,10 +142,31 @@ func TestAuthUnknownUserTakesBcryptTime(t *testing.T) {
 // own connection, for 2 s) leaves a legitimate app on another address
 // fast: the flood reaches bcrypt authFailLimit times, then gets its 407s at
 // once (issue 13: 64 threads pushed a legitimate request from 1 ms to
-// 689 ms median). Measured here without -race: p50 3.3 ms, p99 8-15 ms
-// after; p50 167 ms, p99 339 ms before (with 13 legitimate requests in
-// 2 s instead of 220).
+// 689 ms median). Measured here without -race: p50 3.3-5.3 ms, p99
+// 8-37 ms after; p50 167 ms, p99 339 ms before (with 13 legitimate
+// requests in 2 s instead of 150-220).
+//
+// It runs in a child process of the test binary: its 130 flood goroutines
+// and thousands of requests then neither compete with other tests of this
+// binary nor change the race detector's state for them (in-process, it made
+// -race report the Config.ConnState that http1relay_test.go's
+// newRecordingOrigin writes after its server started, in every later test
+// that uses it).
 func TestAuthFloodKeepsLegitimateFast(t *testing.T) {
+	if os.Getenv("TLSBRIDGE_TEST_FLOOD_CHILD") != "1" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestAuthFloodKeepsLegitimateFast$", "-test.count=1", "-test.v", "-test.timeout=60s")
+		cmd.Env = append(os.Environ(), "TLSBRIDGE_TEST_FLOOD_CHILD=1")
+		out, err := cmd.CombinedOutput()
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), "guard_auth_test.go:") {
+				t.Log(strings.TrimSpace(l))
+			}
+		}
+		if err != nil {
+			t.Fatalf("the flood's child process failed: %v\n%s", err, out)
+		}
+		return
+	}
 	p, metricsURL := authProxy(t)
 	legit := &authClient{proxy: p.addr, from: "127.0.0.1"}
 	if st, _, err := legit.connect("alice", "s3cret"); err != nil || st != http.StatusOK {
@@ -199,12 +221,13 @@ func TestAuthFloodKeepsLegitimateFast(t *testing.T) {
 	p99 := percentile(lat, 99)
 	t.Logf("legitimate CONNECTs during a %d-goroutine wrong-password flood: %d requests, p50 %v, p99 %v, max %v; flood: %d requests",
 		flooders, len(lat), percentile(lat, 50), p99, percentile(lat, 100), floodReqs.Load())
-	// The race detector makes the flood's in-process HTTP work 5-10x
-	// dearer (p50 3 ms -> 22 ms here); before the limit, -race runs gave
-	// a p50 of 1.5 s, so 250 ms still tells the two apart.
+	// The race detector makes the flood's HTTP work 5-10x dearer: -race
+	// runs here gave p50 16-37 ms, p99 58-272 ms (bimodal with the other
+	// load on the 2 cores); before the limit they gave a p50 of 1.5 s, so
+	// 500 ms still tells the two apart.
 	bound := 50 * time.Millisecond
 	if raceEnabled {
-		bound = 250 * time.Millisecond
+		bound = 500 * time.Millisecond
 	}
 	if p99 > bound {
 		t.Errorf("legitimate p99 under the flood = %v, want under %v", p99, bound)
