@@ -6,9 +6,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/tlsbridge/tlsbridge/policy"
 )
@@ -18,25 +21,36 @@ var ErrClosed = errors.New("bump: server closed")
 
 // TLS alert codes (RFC 5246 7.2, RFC 8446 6) that tlsbridge explains.
 const (
+	alertBadRecordMAC       = 20
 	alertHandshakeFailure   = 40
 	alertBadCertificate     = 42
 	alertCertificateUnknown = 46
 	alertUnknownCA          = 48
+	alertDecryptError       = 51
 	alertProtocolVersion    = 70
 	alertInternalError      = 80
 )
 
+var explainedAlerts = []uint8{alertBadRecordMAC, alertHandshakeFailure, alertBadCertificate, alertCertificateUnknown,
+	alertUnknownCA, alertDecryptError, alertProtocolVersion, alertInternalError}
+
 // remoteAlert returns the TLS alert the peer sent, if err is one.
-// crypto/tls reports a received alert as *net.OpError{Op: "remote error"}
-// whose Err is an unexported type; its text is exactly that of the exported
+func remoteAlert(err error) (uint8, bool) { return tlsAlert(err, "remote error") }
+
+// localAlert returns the TLS alert crypto/tls sent the peer because of what
+// it received (e.g. bad_record_mac for a record it could not decrypt).
+func localAlert(err error) (uint8, bool) { return tlsAlert(err, "local error") }
+
+// tlsAlert finds an alert error of crypto/tls: *net.OpError{Op: op} whose
+// Err is an unexported type; its text is exactly that of the exported
 // tls.AlertError with the same code, which is what we compare with.
-func remoteAlert(err error) (uint8, bool) {
-	var op *net.OpError
-	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
+func tlsAlert(err error, op string) (uint8, bool) {
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != op || oe.Err == nil {
 		return 0, false
 	}
-	msg := op.Err.Error()
-	for _, code := range []uint8{alertHandshakeFailure, alertBadCertificate, alertCertificateUnknown, alertUnknownCA, alertProtocolVersion, alertInternalError} {
+	msg := oe.Err.Error()
+	for _, code := range explainedAlerts {
 		if msg == tls.AlertError(code).Error() {
 			return code, true
 		}
@@ -63,7 +77,10 @@ func (e *upstreamError) Error() string {
 func (e *upstreamError) Unwrap() error { return e.err }
 
 // explain turns an upstream failure into an HTTP status, a one-line cause and
-// a fix, classified with errors.As on the library's error types.
+// a fix, classified with errors.As on the library's error types. Every
+// config key a fix names is one the loader accepts where the fix says, for
+// the kind of rule that failed (see setUpstream; TestHintsLoad applies each
+// fix to a config and loads it).
 func (e *upstreamError) explain() (status int, cause, fix string) {
 	ruleKey := upstreamSection(e.rule)
 	var (
@@ -75,21 +92,32 @@ func (e *upstreamError) explain() (status int, cause, fix string) {
 	)
 	switch {
 	case errors.As(e.err, &dnsErr):
-		return http.StatusBadGateway,
-			fmt.Sprintf("tlsbridge could not resolve the host name %q: %v.", dnsErr.Name, dnsErr.Err),
-			fmt.Sprintf("Check the host name the app uses, or pin the server's address with `address = \"IP:PORT\"` in %s.", ruleKey)
+		cause = fmt.Sprintf("tlsbridge could not resolve the host name %q: %v.", dnsErr.Name, dnsErr.Err)
+		if where := e.targetKey(); where != "" {
+			return http.StatusBadGateway, cause,
+				fmt.Sprintf("The name does not resolve from this host: %s with a name that resolves, or an IP address.", where)
+		}
+		return http.StatusBadGateway, cause,
+			fmt.Sprintf("Check the host name the app uses, or pin the server's address: %s.", e.setUpstream("address", `"IP:PORT"`, true))
 	case errors.Is(e.err, context.DeadlineExceeded) || isTimeout(e.err):
 		return http.StatusGatewayTimeout,
-			fmt.Sprintf("The server %s did not complete the TLS %s in time.", e.addr, e.stage),
+			fmt.Sprintf("The server %s did not %s in time.", e.addr, e.stageDone()),
 			"Check that the server is reachable from this host and answers TLS on that port."
 	case errors.Is(e.err, errLoop):
-		return http.StatusLoopDetected,
-			fmt.Sprintf("%s resolves to tlsbridge's own listener %s; forwarding there would loop.", e.host, e.addr),
-			fmt.Sprintf("Point the app at the real server, or fix `address` in %s.", ruleKey)
+		cause = fmt.Sprintf("%s resolves to tlsbridge's own listener %s; forwarding there would loop.", e.host, e.addr)
+		if where := e.targetKey(); where != "" {
+			return http.StatusLoopDetected, cause, fmt.Sprintf("Point it at the real server: %s.", where)
+		}
+		return http.StatusLoopDetected, cause,
+			fmt.Sprintf("Point the app at the real server, or pin the real server's address: %s.", e.setUpstream("address", `"IP:PORT"`, true))
 	case e.stage == "dial":
-		return http.StatusBadGateway,
-			fmt.Sprintf("tlsbridge could not connect to %s: %v.", e.addr, e.err),
-			fmt.Sprintf("Check that the server is up and the port is right, or pin the address with `address` in %s.", ruleKey)
+		cause = fmt.Sprintf("tlsbridge could not connect to %s: %v.", e.addr, e.err)
+		if where := e.targetKey(); where != "" {
+			return http.StatusBadGateway, cause,
+				fmt.Sprintf("Check that the server at %s is up and listening, or %s.", e.addr, where)
+		}
+		return http.StatusBadGateway, cause,
+			fmt.Sprintf("Check that the server is up and the port is right, or pin its address: %s.", e.setUpstream("address", `"IP:PORT"`, true))
 	case errors.As(e.err, &unknownCA):
 		issuer := "an unknown issuer"
 		if unknownCA.Cert != nil {
@@ -97,28 +125,153 @@ func (e *upstreamError) explain() (status int, cause, fix string) {
 		}
 		return http.StatusBadGateway,
 			fmt.Sprintf("The certificate of %s is signed by an unknown authority (issuer %s): it does not chain to the system roots or to any file in ca_files.", e.name, issuer),
-			fmt.Sprintf("Add the PEM file of the CA that issued it to `ca_files` in %s, e.g. ca_files = [\"origin-ca.pem\"].", ruleKey)
+			fmt.Sprintf("Add the PEM file of the CA that issued it: %s.", e.addCAFile())
 	case errors.As(e.err, &hostErr):
-		return http.StatusBadGateway,
-			fmt.Sprintf("The certificate of %s is not valid for the name %q: %v.", e.addr, e.name, hostErr.Error()),
-			fmt.Sprintf("Connect to the name the certificate carries, or set `server_name` in %s to a name it is valid for.", ruleKey)
+		cause = fmt.Sprintf("The certificate of %s is not valid for the name %q: %v.", e.addr, e.name, hostErr.Error())
+		if hostErr.Certificate == nil || len(hostErr.Certificate.DNSNames) == 0 {
+			return http.StatusBadGateway, cause,
+				"Connect to a name the certificate carries, or have the server's certificate reissued for this name."
+		}
+		return http.StatusBadGateway, cause,
+			fmt.Sprintf("Connect to a name the certificate carries, or verify it as one: %s.", e.setUpstream("server_name", fmt.Sprintf("%q", hostErr.Certificate.DNSNames[0]), true))
 	case errors.As(e.err, &invalid):
 		return http.StatusBadGateway,
 			fmt.Sprintf("The certificate of %s was rejected: %v.", e.name, invalid.Error()),
-			"Renew or fix the server's certificate; if you must accept it as is, set `verify = false` in a rule for this host only."
+			fmt.Sprintf("Renew or fix the server's certificate; if you must accept it as is, for this host only: %s.", e.setUpstream("verify", "false", true))
 	case errors.As(e.err, &verifyErr):
 		return http.StatusBadGateway,
 			fmt.Sprintf("The certificate of %s failed verification: %v.", e.name, verifyErr.Err),
-			fmt.Sprintf("Add the issuing CA to `ca_files` in %s.", ruleKey)
+			fmt.Sprintf("Add the PEM file of the issuing CA: %s.", e.addCAFile())
+	case e.stage != "dial" && e.stage != "handshake":
+		return http.StatusBadGateway,
+			fmt.Sprintf("The connection to %s failed during the %s: %v.", e.server(), e.stage, e.err),
+			"The server closed or reset the connection; check its logs for the reason."
 	}
 	if code, ok := remoteAlert(e.err); ok && code == alertProtocolVersion {
 		return http.StatusBadGateway,
 			fmt.Sprintf("The server %s refused the TLS versions tlsbridge may offer it, %s (min_tls/max_tls of %s), with a protocol_version alert.", e.server(), versionRange(e.offers), ruleKey),
-			fmt.Sprintf("Lower `min_tls` in %s to a version the server supports (keep it at 1.2 or more unless you must), or upgrade the server.", ruleKey)
+			e.versionFix()
 	}
 	return http.StatusBadGateway,
 		fmt.Sprintf("The TLS handshake with %s failed: %v. tlsbridge offered %s (min_tls/max_tls of %s).", e.server(), e.err, versionRange(e.offers), ruleKey),
-		fmt.Sprintf("Check which versions and ciphers the server accepts (openssl s_client -connect %s), then adjust %s.", e.addr, ruleKey)
+		fmt.Sprintf("Check which versions and ciphers the server accepts (openssl s_client -connect %s), then adjust `min_tls` or `max_tls` in %s.", e.addr, e.upstreamTable())
+}
+
+// stageDone says what did not finish in time, for the 504's cause.
+func (e *upstreamError) stageDone() string {
+	switch e.stage {
+	case "dial":
+		return "accept the TCP connection"
+	case "handshake":
+		return "complete the TLS handshake"
+	}
+	return "answer"
+}
+
+// versionFix is the fix for a server that refused every version offered:
+// lower min_tls (for this host only) or, when max_tls is below 1.3, raise it.
+func (e *upstreamError) versionFix() string {
+	var u policy.UpstreamTLS
+	if e.rule != nil {
+		u = e.rule.Upstream
+	}
+	var b strings.Builder
+	if u.MinVersion > tls.VersionTLS10 {
+		fmt.Fprintf(&b, "If the server is old, lower the minimum (keep it at 1.2 or more unless you must): %s; ",
+			e.setUpstream("min_tls", fmt.Sprintf("%q", policy.TLSVersionName(u.MinVersion-1)), true))
+	}
+	if u.MaxVersion != 0 && u.MaxVersion < tls.VersionTLS13 {
+		fmt.Fprintf(&b, "If the server is new, raise the maximum: %s; ", e.setUpstream("max_tls", `"1.3"`, false))
+	}
+	if b.Len() == 0 {
+		return "Upgrade the server: it accepts no TLS version tlsbridge can offer."
+	}
+	return b.String() + "or upgrade the server."
+}
+
+// isListenerRule reports a listener's synthetic rule (see ServeListener).
+func isListenerRule(r *policy.Rule) bool {
+	return r != nil && strings.HasPrefix(r.Name, "listener[")
+}
+
+// isDefaultRule reports the fallback rule, whose settings are the global
+// tables.
+func isDefaultRule(r *policy.Rule) bool { return r == nil || r.Name == "default" }
+
+// targetKey names the setting that chose the address dialled, when one did:
+// a rule's address or a listener's upstream, which the fix then corrects
+// instead of telling the user to set it.
+func (e *upstreamError) targetKey() string {
+	switch {
+	case isListenerRule(e.rule):
+		return fmt.Sprintf("fix `upstream = %q` in %s (or `address` in its [listener.upstream])", e.addr, e.rule.Name)
+	case e.rule != nil && e.rule.Upstream.Address != "":
+		return fmt.Sprintf("fix `address = %q` in [rule.upstream] of %s", e.rule.Upstream.Address, e.rule.Name)
+	}
+	return ""
+}
+
+// setUpstream tells a person how to set key = value (a TOML value) for this
+// upstream, in a table where the loader accepts key and where it applies to
+// e.host:
+//   - a listener: [listener.upstream] of listener[N] (server_name: the
+//     [[listener]] table itself);
+//   - the default rule: [upstream] for keys that may apply to every host
+//     (ca_files, max_tls); otherwise, and always for address and
+//     server_name, which [upstream] does not accept, a new [[rule]] for
+//     e.host;
+//   - rule[N]: its [rule.upstream], unless narrow (the change must not
+//     reach other hosts: address, server_name, verify = false, a lower
+//     min_tls) and the rule matches more than e.host; then a new [[rule]]
+//     for e.host before it.
+func (e *upstreamError) setUpstream(key, value string, narrow bool) string {
+	r := e.rule
+	perTarget := key == "address" || key == "server_name"
+	switch {
+	case isListenerRule(r):
+		if key == "server_name" {
+			return fmt.Sprintf("set `server_name = %s` in %s", value, r.Name)
+		}
+		return fmt.Sprintf("set `%s = %s` in %s", key, value, e.upstreamTable())
+	case isDefaultRule(r) && !narrow && !perTarget:
+		return fmt.Sprintf("set `%s = %s` in [upstream]", key, value)
+	case isDefaultRule(r):
+		return fmt.Sprintf("add a [[rule]] with hosts = [%q] and `%s = %s` in its [rule.upstream]", e.host, key, value)
+	case narrow && !onlyHost(r, e.host):
+		return fmt.Sprintf("add a [[rule]] with hosts = [%q] before %s (with the same action) and `%s = %s` in its [rule.upstream]", e.host, r.Name, key, value)
+	}
+	return fmt.Sprintf("set `%s = %s` in [rule.upstream] of %s", key, value, r.Name)
+}
+
+// upstreamTable names the table of e.rule's upstream settings, for a
+// listener with a reminder that upstream = "host:port" and the
+// [listener.upstream] table cannot both be written (TOML has one value per
+// key): the table then holds the target as address.
+func (e *upstreamError) upstreamTable() string {
+	if isListenerRule(e.rule) {
+		return fmt.Sprintf("%s (as a table, which then holds the target too: address = %q)", upstreamSection(e.rule), e.addr)
+	}
+	return upstreamSection(e.rule)
+}
+
+// onlyHost reports whether rule matches host and nothing else.
+func onlyHost(r *policy.Rule, host string) bool {
+	return len(r.Hosts) == 1 && strings.EqualFold(strings.TrimSuffix(r.Hosts[0], "."), strings.TrimSuffix(host, "."))
+}
+
+// addCAFile is the fix for an untrusted chain: the files already trusted
+// there plus the issuing CA's.
+func (e *upstreamError) addCAFile() string {
+	var files []string
+	if e.rule != nil {
+		files = e.rule.Upstream.CAFiles
+	}
+	q := make([]string, 0, len(files)+1)
+	for _, f := range files {
+		q = append(q, fmt.Sprintf("%q", f))
+	}
+	q = append(q, `"origin-ca.pem"`)
+	return e.setUpstream("ca_files", "["+strings.Join(q, ", ")+"]", false)
 }
 
 // upstreamSection names the config table where the fix for rule's upstream
@@ -174,34 +327,152 @@ func errorBody(status int, host string, cause, fix string) string {
 	return b.String()
 }
 
-// clientHint explains a failed app-facing handshake, for the log line.
-func clientHint(err error, h *clientHello) string {
+// Hints for failed app-facing handshakes that more than one cause shares.
+const (
+	hintTrust = "the app does not trust tlsbridge's CA: run `tlsbridge ca install`, or point the app at the exported ca.pem (curl --cacert, REQUESTS_CA_BUNDLE, a Java truststore)"
+	// hintProxyTrust replaces hintTrust for TLS to the proxy port itself.
+	hintProxyTrust = "the app does not trust the proxy's own certificate, which tlsbridge's CA issues: run `tlsbridge ca install`, or give the app the exported ca.pem for its proxy connection (curl --proxy-cacert); or write the proxy URL with http:// (HTTPS_PROXY=http://%s), which needs no TLS to the proxy, while the app's TLS to the server still passes through"
+	hintSecLevel   = "add @SECLEVEL=0 to the client's cipher string (curl --ciphers 'DEFAULT:@SECLEVEL=0', openssl -cipher 'DEFAULT:@SECLEVEL=0', Python ctx.set_ciphers('DEFAULT:@SECLEVEL=0'), Node ciphers: 'DEFAULT:@SECLEVEL=0')"
+)
+
+// clientHint explains a failed app-facing handshake, for the log line. h is
+// the app's ClientHello when it was read.
+func clientHint(err error, h *clientHello) string { return hintFor(err, h, "") }
+
+// hintFor is clientHint knowing the [ca] leaf_key in force ("" if unknown).
+func hintFor(err error, h *clientHello, leafKey string) string {
 	if errors.Is(err, errSSLv2Hello) {
 		return "the app sent an SSLv2-format ClientHello; disable SSLv2Hello on the client (Java: -Djdk.tls.client.protocols=TLSv1 and remove SSLv2Hello from https.protocols)"
 	}
-	if errors.Is(err, errClientVersion) {
-		return "lower client.min_tls (or raise max_tls) in that rule or in [client] if this app must be served; the app-facing leg is the loopback one"
+	var cv *clientVersionError
+	if errors.As(err, &cv) {
+		return cv.hint()
 	}
+	if isTimeout(err) {
+		return "the app did not complete its TLS handshake within the handshake timeout"
+	}
+	code, remote := remoteAlert(err)
 	if h != nil {
 		if h.maxOffered() < tls.VersionTLS10 {
 			return "the app only offers SSL 3.0, which tlsbridge does not accept; enable TLS 1.0 or later on the client"
 		}
 		if !sharesSuite(h.info.CipherSuites) {
-			return "the app offered no cipher suite tlsbridge accepts (see legacyClientCipherSuites); it may only offer RC4 or export suites"
+			return obsoleteSuitesHint(h.info.CipherSuites)
+		}
+		if hint := curveHint(h, leafKey); hint != "" && !(remote && isTrustAlert(code)) {
+			return hint
+		}
+		legacy := h.maxOffered() <= tls.VersionTLS11
+		switch {
+		case legacy && remote && (code == alertInternalError || code == alertHandshakeFailure):
+			return "OpenSSL 3 clients at the default security level refuse TLS 1.0/1.1 signatures: " + hintSecLevel
+		case legacy && appClosed(err):
+			// OpenSSL 3 (Node, Python, curl) at its default security level
+			// may also just close after the server's first flight.
+			return "the app closed the connection during its TLS 1.0/1.1 handshake without saying why; OpenSSL 3 clients do that at their default security level: " +
+				hintSecLevel + "; if the app is not OpenSSL-based, check that it trusts tlsbridge's CA"
+		}
+		if code, ok := localAlert(err); ok && code == alertBadRecordMAC && h.maxOffered() >= tls.VersionTLS13 {
+			// A TLS 1.3 app that rejects the certificate: some stacks send
+			// their alert in a way tlsbridge cannot decrypt.
+			return "a TLS 1.3 app that rejects the certificate it was shown may send its alert in a form that arrives as bad_record_mac (OpenSSL, curl): " + hintTrust
 		}
 	}
-	if code, ok := remoteAlert(err); ok {
-		switch code {
-		case alertInternalError, alertHandshakeFailure:
-			if h != nil && h.maxOffered() <= tls.VersionTLS11 {
-				return "OpenSSL 3 clients at the default security level refuse TLS 1.0/1.1 signatures: add @SECLEVEL=0 to the client's cipher string (curl --ciphers 'DEFAULT:@SECLEVEL=0', openssl -cipher 'DEFAULT:@SECLEVEL=0', Python ctx.set_ciphers('DEFAULT:@SECLEVEL=0'))"
-			}
-		case alertUnknownCA, alertBadCertificate, alertCertificateUnknown:
-			return "the app does not trust tlsbridge's CA: run `tlsbridge ca install`, or point the app at the exported ca.pem (curl --cacert, REQUESTS_CA_BUNDLE, a Java truststore)"
-		}
-	}
-	if isTimeout(err) {
-		return "the app did not complete its TLS handshake within the handshake timeout"
+	if remote && isTrustAlert(code) {
+		return hintTrust
 	}
 	return ""
+}
+
+// isTrustAlert reports the alerts a client sends when it does not trust the
+// certificate it was shown.
+func isTrustAlert(code uint8) bool {
+	return code == alertUnknownCA || code == alertBadCertificate || code == alertCertificateUnknown
+}
+
+// appClosed reports an app that closed (or reset) its connection.
+func appClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// obsoleteSuitesHint explains a ClientHello without a single cipher suite
+// tlsbridge accepts, naming a few of those it offered.
+func obsoleteSuitesHint(offered []uint16) string {
+	var names []string
+	for _, id := range offered {
+		if isGREASE(id) || id == 0x00ff || id == 0x5600 { // SCSVs: renegotiation info, fallback
+			continue
+		}
+		if len(names) == 4 {
+			names = append(names, "…")
+			break
+		}
+		names = append(names, tls.CipherSuiteName(id))
+	}
+	return fmt.Sprintf("the app offered only cipher suites tlsbridge does not accept (%s): RC4, export, NULL, DES or other broken suites; enable AES suites in the app (TLS_RSA_WITH_AES_128_CBC_SHA is in every TLS 1.0 stack since Java 6, OpenSSL 0.9.8 and Windows Vista)",
+		strings.Join(names, ", "))
+}
+
+// ecdsaSuites are the ECDHE_ECDSA suites the app-facing side accepts: they
+// need an ECDSA certificate, which tlsbridge mints on P-256.
+var ecdsaSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
+}
+
+// curveHint explains an app below TLS 1.3 that lists curves without P-256:
+// it cannot take tlsbridge's ECDSA certificate (RFC 8422 section 5.1: the
+// certificate's curve must be one the client lists), so only RSA suites are
+// left for it. An app that offers RSA suites too gets an RSA certificate
+// unless leaf_key forces ECDSA, so it is only explained then.
+func curveHint(h *clientHello, leafKey string) string {
+	if h.maxOffered() >= tls.VersionTLS13 || len(h.info.SupportedCurves) == 0 || slices.Contains(h.info.SupportedCurves, tls.CurveP256) {
+		return ""
+	}
+	var ecdsa, rsa bool
+	for _, id := range h.info.CipherSuites {
+		switch {
+		case slices.Contains(ecdsaSuites, id):
+			ecdsa = true
+		case id>>8 != 0x13 && sharesSuite([]uint16{id}):
+			rsa = true
+		}
+	}
+	if !ecdsa || rsa && leafKey != "ecdsa-p256" {
+		return ""
+	}
+	var curves []string
+	for _, c := range h.info.SupportedCurves {
+		if !isGREASE(uint16(c)) {
+			curves = append(curves, curveName(c))
+		}
+	}
+	offered := fmt.Sprintf("the app offers the curves %s but not P-256, the curve of tlsbridge's ECDSA certificates", strings.Join(curves, ", "))
+	if rsa {
+		return offered + "; it also offers RSA suites: set `leaf_key = \"rsa2048\"` in [ca] (or \"auto\", which picks RSA for such apps), or add P-256 (secp256r1, prime256v1) to the app's curves"
+	}
+	return offered + ", and it offers only ECDSA cipher suites, none for tlsbridge's RSA certificate: add P-256 (secp256r1, prime256v1) to the app's curves, or RSA cipher suites (TLS_ECDHE_RSA_*, TLS_RSA_*)"
+}
+
+// curveName names a supported_groups entry the way people configure it.
+func curveName(c tls.CurveID) string {
+	switch c {
+	case tls.CurveP256:
+		return "P-256"
+	case tls.CurveP384:
+		return "P-384"
+	case tls.CurveP521:
+		return "P-521"
+	case tls.X25519:
+		return "X25519"
+	case 30:
+		return "X448"
+	case 26, 27, 28:
+		return fmt.Sprintf("brainpool (%d)", uint16(c))
+	}
+	return fmt.Sprintf("group 0x%04x", uint16(c))
 }

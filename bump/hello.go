@@ -31,11 +31,35 @@ func (h *clientHello) maxOffered() uint16 {
 var errUnservable = errors.New("the app's ClientHello cannot be served")
 
 // errClientVersion is a ClientHello whose versions the rule's client.min_tls
-// and max_tls exclude.
+// and max_tls exclude; see clientVersionError.
 var errClientVersion = errors.New("the app's TLS versions are outside client.min_tls/max_tls")
 
+// clientVersionError is a ClientHello whose versions the client table of a
+// rule or listener excludes. It wraps errClientVersion.
+type clientVersionError struct {
+	name     string // the rule or listener
+	lo, hi   uint16 // what the app offers
+	min, max uint16 // what its client table allows
+}
+
+func (e *clientVersionError) Error() string {
+	return fmt.Sprintf("%v: it offers %s-%s, %s allows %s-%s", errClientVersion,
+		versionName(e.lo), versionName(e.hi), section(e.name, "client"), versionName(e.min), versionName(e.max))
+}
+
+func (e *clientVersionError) Unwrap() error { return errClientVersion }
+
+// hint says which key of which table lets the app in.
+func (e *clientVersionError) hint() string {
+	if e.hi < e.min {
+		return fmt.Sprintf("lower client.min_tls to what the app offers if it must be served: set `min_tls = %q` in %s (the app-facing leg is the loopback one)",
+			policy.TLSVersionName(e.hi), section(e.name, "client"))
+	}
+	return fmt.Sprintf("raise client.max_tls to what the app offers: set `max_tls = %q` in %s", policy.TLSVersionName(e.lo), section(e.name, "client"))
+}
+
 // servable reports errUnservable for a hello no app-facing config accepts,
-// and errClientVersion (naming the client table of name, a rule or
+// and a *clientVersionError (naming the client table of name, a rule or
 // listener) for one that c excludes. Checking here refuses such an app
 // before an upstream is dialled for it.
 func (h *clientHello) servable(c policy.ClientTLS, name string) error {
@@ -44,8 +68,7 @@ func (h *clientHello) servable(c policy.ClientTLS, name string) error {
 		return errUnservable
 	}
 	if hi < c.MinVersion || lo > c.MaxVersion {
-		return fmt.Errorf("%w: it offers %s-%s, %s allows %s-%s", errClientVersion,
-			versionName(lo), versionName(hi), section(name, "client"), versionName(c.MinVersion), versionName(c.MaxVersion))
+		return &clientVersionError{name: name, lo: lo, hi: hi, min: c.MinVersion, max: c.MaxVersion}
 	}
 	return nil
 }

@@ -181,7 +181,7 @@ const (
 	reasonExpired          = "expired"           // upstream certificate expired or not yet valid
 	reasonBadCertificate   = "bad_certificate"   // upstream certificate rejected for another reason
 	reasonProtocolVersion  = "protocol_version"  // no common TLS version
-	reasonNoSharedCipher   = "no_shared_cipher"  // the app offered no suite tlsbridge accepts
+	reasonNoSharedCipher   = "no_shared_cipher"  // the app offered no suite tlsbridge accepts (or only ECDSA suites without the P-256 curve of its ECDSA leaf)
 	reasonSSLv2Hello       = "sslv2_hello"       // SSLv2-format ClientHello (old Java, old OpenSSL)
 	reasonNotTLS           = "not_tls"           // the app sent something that is not TLS
 	reasonClosed           = "closed"            // the peer closed the connection during the handshake
@@ -222,6 +222,8 @@ func reason(err error, hello *clientHello) string {
 		return reasonDialRefused
 	case errors.Is(err, io.EOF):
 		return reasonClosed
+	case hello != nil && curveHint(hello, "") != "":
+		return reasonNoSharedCipher // ECDSA suites only, and no P-256 for tlsbridge's ECDSA leaf
 	case errors.As(err, &unknownCA):
 		return reasonUnknownAuthority
 	case errors.As(err, &hostErr):
