@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -112,25 +113,29 @@ func (s *Server) handleConnect(req *http.Request, client net.Conn, _ *goproxy.Pr
 		s.refuse(client, ci, http.StatusBadRequest, fmt.Sprintf("CONNECT target %q is not host:port", req.URL.Host))
 		return
 	}
-	if !pol.AllowsPort(ci.port) {
-		ci.action = "deny"
-		s.refuse(client, ci, http.StatusForbidden, fmt.Sprintf("port %d is not in connect_ports %v; add it to connect_ports in the config to allow it", ci.port, pol.ConnectPorts))
+	rule, status, reason := admit(pol, ci.host, ci.port, s.cfg.Certs.Authority().Permits)
+	ci.action = "deny"
+	if rule != nil {
+		ci.rule, ci.action = rule.Name, rule.Action.String()
+	}
+	if status != 0 {
+		s.refuse(client, ci, status, reason)
 		return
 	}
-	rule := pol.Match(ci.host, ci.port)
-	ci.rule, ci.action = rule.Name, rule.Action.String()
+	var pre preDial // auto: the upstream held before the CONNECT is answered
+	defer func() { pre.close() }()
 	switch rule.Action {
-	case policy.ActionDeny:
-		s.refuse(client, ci, http.StatusForbidden, fmt.Sprintf("%s:%d is denied by %s (hosts %v)", ci.host, ci.port, rule.Name, rule.Hosts))
-		return
 	case policy.ActionTunnel:
-		handedOff = s.tunnel(ctx, client, ci, rule, nil, true)
+		handedOff = s.tunnel(ctx, client, ci, rule, nil, nil)
 		return
-	case policy.ActionBump:
-		// A name-constrained CA cannot sign for this host: refuse before
-		// the handshake, with the reason, instead of failing inside it.
-		if err := s.cfg.Certs.Authority().Permits(ci.host); err != nil {
-			s.refuse(client, ci, http.StatusForbidden, err.Error())
+	case policy.ActionAuto:
+		// Both branches of auto need the upstream, and only the app's
+		// ClientHello, read after the 200, decides between them: get it
+		// first, so a server that is down is answered 502/504 on the
+		// CONNECT, which every app reports, rather than with a 200 and a
+		// closed connection.
+		var ok bool
+		if pre, ok = s.preDial(ctx, client, ci, rule); !ok {
 			return
 		}
 	}
@@ -147,7 +152,7 @@ func (s *Server) handleConnect(req *http.Request, client net.Conn, _ *goproxy.Pr
 			// nothing to upgrade, pass it through untouched.
 			client.SetDeadline(time.Time{})
 			ci.action = "tunnel"
-			handedOff = s.tunnel(ctx, client, ci, rule, he.recorded, false)
+			handedOff = s.tunnel(ctx, client, ci, rule, he.recorded, pre.takeRaw())
 			return
 		}
 		s.warnClient(ci, err, nil)
@@ -161,21 +166,105 @@ func (s *Server) handleConnect(req *http.Request, client net.Conn, _ *goproxy.Pr
 			client.SetDeadline(time.Time{})
 			ci.action = "auto-tunnel"
 			ci.clientTLS = hi
-			handedOff = s.tunnel(ctx, client, ci, rule, hello.recorded, false)
+			handedOff = s.tunnel(ctx, client, ci, rule, hello.recorded, pre.takeRaw())
 			return
 		}
 		ci.action = "auto-bump"
-		if err := s.cfg.Certs.Authority().Permits(ci.host); err != nil {
-			s.warnClient(ci, err, hello)
-			return
-		}
 	}
 	if err := hello.servable(rule.Client, rule.Name); err != nil {
 		hello.refuse(client, err)
 		s.warnClient(ci, err, hello)
 		return
 	}
-	handedOff = s.bump(ctx, client, ci, rule, hello)
+	handedOff = s.bump(ctx, client, ci, rule, hello, &pre)
+}
+
+// admit decides what the proxy answers a CONNECT to host:port under pol
+// before it dials anything: status 0 to go ahead under rule, else the status
+// and the reason the app is told. `tlsbridge check` asks it too, so the two
+// agree. rule is nil when the port is refused before any rule is matched.
+// permits is the CA's name-constraint check: a constrained CA cannot sign
+// for a host outside [ca] permitted_hosts, so every action that may
+// terminate the app's TLS (bump, and auto, which does for legacy apps) is
+// refused with 403 before any handshake; only tunnel passes such a host.
+func admit(pol *policy.Policy, host string, port int, permits func(string) error) (rule *policy.Rule, status int, reason string) {
+	if !pol.AllowsPort(port) {
+		return nil, http.StatusForbidden, fmt.Sprintf("port %d is not in connect_ports %v; add it to connect_ports in the config to allow it", port, pol.ConnectPorts)
+	}
+	rule = pol.Match(host, port)
+	switch rule.Action {
+	case policy.ActionDeny:
+		return rule, http.StatusForbidden, fmt.Sprintf("%s:%d is denied by %s (hosts %v)", host, port, rule.Name, rule.Hosts)
+	case policy.ActionTunnel:
+		return rule, 0, ""
+	}
+	if permits != nil {
+		if err := permits(host); err != nil {
+			return rule, http.StatusForbidden, err.Error()
+		}
+	}
+	return rule, 0, ""
+}
+
+// preDial is the upstream connection an auto CONNECT holds before it answers
+// 200: an idle pooled one, which proves the server is there and spares a
+// bumped app the upstream handshake, or a new TCP connection. At most one
+// is set; whatever the connection does not use is closed.
+type preDial struct {
+	pooled *tls.Conn
+	raw    net.Conn
+	key    poolKey
+}
+
+// preDial gets the upstream for an auto CONNECT (see preDial). A failed
+// dial is answered on the CONNECT (see connectFailed) and reported false.
+func (s *Server) preDial(ctx context.Context, client net.Conn, ci *connInfo, rule *policy.Rule) (preDial, bool) {
+	key := s.poolKey(rule, ci)
+	ci.upstreamAddr = key.addr
+	if c := s.pool.take(key); c != nil {
+		return preDial{pooled: c, key: key}, true
+	}
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
+	defer cancel()
+	raw, err := s.dialTCP(dctx, rule, ci.host, key.addr, key.name)
+	if err != nil {
+		s.connectFailed(client, ci, err.(*upstreamError))
+		return preDial{}, false
+	}
+	return preDial{raw: raw, key: key}, true
+}
+
+// takeRaw hands over the TCP connection for a tunnel: nil (dial it then)
+// when what is held is a pooled TLS connection, which is closed.
+func (p *preDial) takeRaw() net.Conn {
+	raw := p.raw
+	p.raw = nil
+	p.close()
+	return raw
+}
+
+// close closes whatever was not handed over.
+func (p *preDial) close() {
+	if p.pooled != nil {
+		p.pooled.Close()
+		p.pooled = nil
+	}
+	if p.raw != nil {
+		p.raw.Close()
+		p.raw = nil
+	}
+}
+
+// connectFailed answers a CONNECT whose upstream could not be reached with
+// the 502 or 504 that says why and how to fix it (squid answers the same
+// way), and logs it with that status: the app saw exactly that.
+func (s *Server) connectFailed(client net.Conn, ci *connInfo, ue *upstreamError) {
+	status, cause, fix := ue.explain()
+	writeResponse(client, status, errorBody(status, ci.host, cause, fix))
+	ci.status = status
+	s.metrics.failed(ci, sideUpstream, ue, nil)
+	s.log.WithFields(ci.fields()).WithField(logfield.Stage, "upstream-"+ue.stage).WithField(logfield.Hint, fix).
+		WithError(ue.err).Warnf("upstream failed, CONNECT answered %d: %s", status, cause)
 }
 
 // noteHello records what an app's ClientHello offered, for the access line
@@ -254,19 +343,23 @@ func (s *Server) handOffBumped(client net.Conn, app, upstream *tls.Conn, reused 
 // TLS to the upstream. The upstream is dialled first so the app can be
 // answered with the ALPN protocol the upstream chose (h2 end to end). It
 // reports whether a relay goroutine now owns client.
-func (s *Server) bump(ctx context.Context, client net.Conn, ci *connInfo, rule *policy.Rule, hello *clientHello) bool {
+func (s *Server) bump(ctx context.Context, client net.Conn, ci *connInfo, rule *policy.Rule, hello *clientHello, pre *preDial) bool {
 	client.SetDeadline(time.Time{})
 	key := s.poolKey(rule, ci)
 	var upstream *tls.Conn
 	var uerr error
 	offer := hello.alpn()
 	if offersHTTP1(offer) {
-		upstream = s.pool.take(key)
-		ci.reused = upstream != nil
 		ci.upstreamAddr = key.addr
+		if upstream, pre.pooled = pre.pooled, nil; upstream == nil && pre.raw == nil {
+			upstream = s.pool.take(key)
+		}
+		ci.reused = upstream != nil
 	}
 	if upstream == nil {
-		upstream, uerr = s.dialUpstream(ctx, rule, ci, offer)
+		raw := pre.raw
+		pre.raw = nil
+		upstream, uerr = s.dialUpstreamOn(ctx, rule, ci, offer, raw)
 	}
 	var protos []string
 	switch {
@@ -342,13 +435,21 @@ func (s *Server) dialTCP(ctx context.Context, rule *policy.Rule, host, addr, nam
 // dialUpstream connects to the rule's address (or the CONNECT target) and
 // completes a verified TLS handshake with the rule's versions and roots.
 func (s *Server) dialUpstream(ctx context.Context, rule *policy.Rule, ci *connInfo, protos []string) (*tls.Conn, error) {
+	return s.dialUpstreamOn(ctx, rule, ci, protos, nil)
+}
+
+// dialUpstreamOn is dialUpstream over raw, the TCP connection to that
+// address when it is already dialled (auto dials before answering 200).
+func (s *Server) dialUpstreamOn(ctx context.Context, rule *policy.Rule, ci *connInfo, protos []string, raw net.Conn) (*tls.Conn, error) {
 	addr, name := upstreamTarget(rule, ci.host, ci.port)
 	ci.upstreamAddr = addr
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout) // connect + handshake
 	defer cancel()
-	raw, err := s.dialTCP(dctx, rule, ci.host, addr, name)
-	if err != nil {
-		return nil, err
+	if raw == nil {
+		var err error
+		if raw, err = s.dialTCP(dctx, rule, ci.host, addr, name); err != nil {
+			return nil, err
+		}
 	}
 	cfg := s.upstreamConfig(rule).Clone()
 	cfg.ServerName = name
@@ -375,28 +476,38 @@ func (s *Server) upstreamConfig(rule *policy.Rule) *tls.Config {
 	return cfg
 }
 
-// tunnel relays bytes between the app and the upstream untouched. prefix holds
-// bytes already read from the app (a peeked ClientHello). When reply is set,
-// the CONNECT is answered here: 200 after a successful dial, 502 otherwise.
-// It reports whether a relay goroutine now owns client.
-func (s *Server) tunnel(ctx context.Context, client net.Conn, ci *connInfo, rule *policy.Rule, prefix []byte, reply bool) bool {
+// tunnel relays bytes between the app and the upstream untouched. prefix
+// holds bytes already read from the app (a peeked ClientHello). Without
+// prefix the CONNECT is answered here: 200 after a successful dial, 502/504
+// with the reason otherwise. With prefix it was answered already (auto) and
+// upstream is the connection dialled before; if that is nil (auto held a
+// pooled TLS connection, unusable for a tunnel) the dial happens now, and a
+// failure can only close the app's connection, which the log says. It
+// reports whether a relay goroutine now owns client.
+func (s *Server) tunnel(ctx context.Context, client net.Conn, ci *connInfo, rule *policy.Rule, prefix []byte, upstream net.Conn) bool {
 	addr, _ := upstreamTarget(rule, ci.host, ci.port)
 	ci.upstreamAddr = addr
-	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
-	upstream, err := s.dialTCP(dctx, rule, ci.host, addr, ci.host)
-	cancel()
-	if err != nil {
-		ue := err.(*upstreamError)
-		status, cause, fix := ue.explain()
-		if reply {
-			writeResponse(client, status, errorBody(status, ci.host, cause, fix))
+	answered := prefix != nil
+	if upstream == nil {
+		dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
+		var err error
+		upstream, err = s.dialTCP(dctx, rule, ci.host, addr, ci.host)
+		cancel()
+		if err != nil {
+			ue := err.(*upstreamError)
+			if !answered {
+				s.connectFailed(client, ci, ue)
+				return false
+			}
+			_, cause, fix := ue.explain()
+			ci.stats.fail(sideUpstream, ue)
+			s.metrics.failed(ci, sideUpstream, ue, nil)
+			s.log.WithFields(ci.fields()).WithField(logfield.Stage, "upstream-"+ue.stage).WithField(logfield.Hint, fix).
+				Warn("upstream failed after the CONNECT was answered 200; the app's connection was closed: " + cause)
+			return false
 		}
-		ci.status = status
-		s.metrics.failed(ci, sideUpstream, ue, nil)
-		s.log.WithFields(ci.fields()).WithError(ue.err).Warn("tunnel: " + cause)
-		return false
 	}
-	if reply {
+	if !answered {
 		if _, err := io.WriteString(client, connectEstablished); err != nil {
 			upstream.Close()
 			return false
@@ -429,16 +540,65 @@ func writeResponse(w io.Writer, status int, body string) {
 	_, _ = w.Write(b.Bytes())
 }
 
-// warnClient logs a failed app-facing handshake with a hint for known causes.
+// warnClient logs a failed app-facing handshake with a hint for known
+// causes. An app that closes before sending a ClientHello (a port probe, a
+// client giving up) is only noted at Info; one that closes after it failed
+// its handshake, which deserves a warning and a hint like any other.
 func (s *Server) warnClient(ci *connInfo, err error, hello *clientHello) {
 	s.metrics.failed(ci, sideApp, err, hello)
 	e := s.log.WithFields(ci.fields()).WithError(err)
-	if hint := clientHint(err, hello); hint != "" {
+	if hint := hintFor(err, hello, s.Policy().CA.LeafKey); hint != "" {
 		e = e.WithField(logfield.Hint, hint)
 	}
-	if errors.Is(err, io.EOF) {
+	switch {
+	case hello == nil && errors.Is(err, io.EOF):
 		e.Info("app closed the connection before its TLS handshake")
-		return
+	case appClosed(err):
+		e.Warn("app closed the connection during its TLS handshake")
+	default:
+		e.Warn("app-facing TLS handshake failed")
 	}
-	e.Warn("app-facing TLS handshake failed")
+}
+
+// proxyPortTLS completes the TLS handshake of an app that speaks TLS to the
+// proxy port itself (HTTPS_PROXY=https://...) before the proxy protocol
+// starts, so a failure is logged here, at Warn with a hint, and not lost in
+// http.Server's error log. It reports false, with c closed, on failure.
+func (s *Server) proxyPortTLS(ctx context.Context, c net.Conn) (*tls.Conn, bool) {
+	var hello *clientHello
+	cfg := s.proxyTLSConfig()
+	cfg.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+		hello = &clientHello{info: hi}
+		return nil, nil // go on with cfg
+	}
+	tc := tls.Server(c, cfg)
+	c.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	err := tc.HandshakeContext(ctx)
+	c.SetDeadline(time.Time{})
+	if err == nil {
+		return tc, true
+	}
+	tc.Close()
+	if ctx.Err() != nil {
+		return nil, false // shutting down
+	}
+	s.metrics.failures.WithLabelValues(sideApp, reason(err, hello)).Inc()
+	f := logrus.Fields{logfield.ClientAddr: c.RemoteAddr().String(), logfield.Listen: c.LocalAddr().String()}
+	if hello != nil {
+		if hello.info.ServerName != "" {
+			f[logfield.SNI] = hello.info.ServerName
+		}
+		lo, hi := offeredRange(hello.info.SupportedVersions)
+		f[logfield.ClientOffered] = versionName(lo) + "-" + versionName(hi)
+	}
+	hint := hintFor(err, hello, s.Policy().CA.LeafKey)
+	switch {
+	case strings.Contains(hint, hintTrust):
+		hint = strings.Replace(hint, hintTrust, fmt.Sprintf(hintProxyTrust, c.LocalAddr()), 1)
+	case hint == "":
+		hint = fmt.Sprintf("the app speaks TLS to the proxy port (an https:// proxy URL) and failed its handshake with the proxy's own certificate; "+
+			"write the proxy URL with http:// (HTTPS_PROXY=http://%s) unless the app needs TLS to the proxy", c.LocalAddr())
+	}
+	s.log.WithFields(f).WithField(logfield.Hint, hint).WithError(err).Warn("TLS handshake on the proxy port failed")
+	return nil, false
 }

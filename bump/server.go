@@ -279,7 +279,11 @@ func (s *Server) sniff(ctx context.Context, c net.Conn, inner *chanListener) {
 	c.SetReadDeadline(time.Time{})
 	var conn net.Conn = &peekedConn{Conn: c, r: br}
 	if first[0] == 0x16 {
-		conn = tls.Server(conn, s.proxyTLSConfig())
+		tc, ok := s.proxyPortTLS(ctx, conn) // connect.go: logs a failure with a hint
+		if !ok {
+			return
+		}
+		conn = tc
 	}
 	if !inner.deliver(ctx, conn) {
 		conn.Close()
