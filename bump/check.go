@@ -19,9 +19,15 @@ import (
 type CheckReport struct {
 	Host       string
 	Port       int
-	Rule       *policy.Rule
-	Addr       string // the address dialled
-	ServerName string // the verification name
+	Rule       *policy.Rule // nil when the port is refused before any rule
+	Addr       string       // the address dialled
+	ServerName string       // the verification name
+
+	// Status is the proxy's answer to the CONNECT when it refuses it
+	// without dialling (403: deny, connect_ports, permitted_hosts), with
+	// Reason, the text the app is sent; 0 when the proxy goes ahead.
+	Status int
+	Reason string
 
 	// Versions maps each TLS version to whether the server accepted it
 	// (a handshake that reached certificate verification counts).
@@ -39,19 +45,66 @@ type CheckReport struct {
 	Negotiated uint16
 }
 
-// LegacyOK reports whether a TLS 1.0 app would get through the proxy.
-func (r *CheckReport) LegacyOK() bool { return r.Err == nil }
+// tunnelled reports whether a TLS 1.0 app's connection would be tunnelled
+// untouched: action tunnel, or auto when the upstream minimum is TLS 1.0.
+func (r *CheckReport) tunnelled() bool {
+	return r.Rule.Action == policy.ActionTunnel ||
+		r.Rule.Action == policy.ActionAuto && r.Rule.Upstream.MinVersion <= tls.VersionTLS10
+}
+
+// LegacyOK reports whether a TLS 1.0 app would get through the proxy: the
+// CONNECT is not refused, and the server is reached and accepts the app
+// (a tunnelled app needs the server to speak TLS 1.0 itself).
+func (r *CheckReport) LegacyOK() bool {
+	switch {
+	case r.Status != 0:
+		return false
+	case r.tunnelled():
+		return !r.dialFailed() && r.Versions[tls.VersionTLS10]
+	}
+	return r.Err == nil
+}
+
+// dialFailed reports that the server could not be reached at all.
+func (r *CheckReport) dialFailed() bool {
+	var ue *upstreamError
+	return errors.As(r.Err, &ue) && ue.stage == "dial"
+}
+
+// CheckOptions are the optional inputs of Check.
+type CheckOptions struct {
+	// Dial opens TCP connections; nil means a net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Permits is the name-constraint check of the CA the proxy uses
+	// ((*ca.Authority).Permits); nil means an unconstrained CA.
+	Permits func(host string) error
+}
 
 // Check connects to host:port as the proxy would for a legacy app under pol:
 // it probes each TLS version and tlsbridge's TLS 1.2 suites, fetches the
-// chain and verifies it with the rule's roots. dial may be nil.
+// chain and verifies it with the rule's roots. dial may be nil. It is
+// CheckWith without a CA: permitted_hosts is not checked.
 func Check(ctx context.Context, pol *policy.Policy, host string, port int, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *CheckReport {
+	return CheckWith(ctx, pol, host, port, CheckOptions{Dial: dial})
+}
+
+// CheckWith is Check with options. A CONNECT the proxy would refuse before
+// dialling (see admit: deny, connect_ports, permitted_hosts) is reported as
+// such, with the proxy's status and reason, and nothing is dialled.
+func CheckWith(ctx context.Context, pol *policy.Policy, host string, port int, opts CheckOptions) *CheckReport {
+	r := &CheckReport{Host: host, Port: port, Versions: map[uint16]bool{}}
+	r.Rule, r.Status, r.Reason = admit(pol, host, port, opts.Permits)
+	if r.Status != 0 {
+		if r.Rule != nil {
+			r.Addr, r.ServerName = upstreamTarget(r.Rule, host, port)
+		}
+		return r
+	}
+	rule, dial := r.Rule, opts.Dial
 	if dial == nil {
 		d := &net.Dialer{Timeout: 10 * time.Second}
 		dial = d.DialContext
 	}
-	rule := pol.Match(host, port)
-	r := &CheckReport{Host: host, Port: port, Rule: rule, Versions: map[uint16]bool{}}
 	r.Addr, r.ServerName = upstreamTarget(rule, host, port)
 	handshake := func(minV, maxV uint16, suites []uint16) (*tls.ConnectionState, error) {
 		cfg := newUpstreamBase(rule.Upstream)
@@ -112,6 +165,11 @@ func Check(ctx context.Context, pol *policy.Policy, host string, port int, dial 
 func (r *CheckReport) WriteTo(w io.Writer) (int64, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "target      %s:%d\n", r.Host, r.Port)
+	if r.Rule == nil {
+		fmt.Fprintf(&b, "\na TLS 1.0 app would be refused with %d: %s\n", r.Status, r.Reason)
+		n, err := io.WriteString(w, b.String())
+		return int64(n), err
+	}
 	fmt.Fprintf(&b, "rule        %s, action %s", r.Rule.Name, r.Rule.Action)
 	if len(r.Rule.Hosts) > 0 {
 		fmt.Fprintf(&b, " (hosts %s)", strings.Join(r.Rule.Hosts, ", "))
@@ -149,9 +207,14 @@ func (r *CheckReport) WriteTo(w io.Writer) (int64, error) {
 	}
 	b.WriteString("\n")
 	switch {
-	case r.Rule.Action == policy.ActionDeny:
-		b.WriteString("a TLS 1.0 app would be refused: the rule denies this host (403)\n")
-	case r.Rule.Action == policy.ActionTunnel:
+	case r.Status != 0:
+		fmt.Fprintf(&b, "a TLS 1.0 app would be refused with %d: %s\n", r.Status, r.Reason)
+	case r.tunnelled() && r.dialFailed():
+		var ue *upstreamError
+		errors.As(r.Err, &ue)
+		status, cause, fix := ue.explain()
+		fmt.Fprintf(&b, "a TLS 1.0 app would get %d on its CONNECT:\n  %s\n  fix: %s\n", status, cause, fix)
+	case r.tunnelled():
 		b.WriteString("a TLS 1.0 app would be tunnelled untouched and needs the server to accept TLS 1.0 itself")
 		fmt.Fprintf(&b, " (it %s)\n", map[bool]string{true: "does", false: "does not"}[r.Versions[tls.VersionTLS10]])
 	case r.Err == nil:
@@ -160,7 +223,11 @@ func (r *CheckReport) WriteTo(w io.Writer) (int64, error) {
 		var ue *upstreamError
 		if errors.As(r.Err, &ue) {
 			status, cause, fix := ue.explain()
-			fmt.Fprintf(&b, "a TLS 1.0 app would get %d:\n  %s\n  fix: %s\n", status, cause, fix)
+			where := "inside its TLS connection"
+			if ue.stage == "dial" && r.Rule.Action == policy.ActionAuto {
+				where = "on its CONNECT" // auto dials before answering 200
+			}
+			fmt.Fprintf(&b, "a TLS 1.0 app would get %d %s:\n  %s\n  fix: %s\n", status, where, cause, fix)
 		} else {
 			fmt.Fprintf(&b, "a TLS 1.0 app would fail: %v\n", r.Err)
 		}
