@@ -194,8 +194,6 @@ func (h *h1conn) attach(c *tls.Conn, from string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.up, h.upFrom, h.upSince = c, from, time.Now()
-	h.ur = upstreamReaders.Get().(*bufio.Reader)
-	h.ur.Reset(newMeter(c, &h.ci.stats.out, &h.ci.stats))
 	us := c.ConnectionState()
 	h.ci.upstreamTLS, h.ci.upstreamCipher = us.Version, us.CipherSuite
 }
@@ -210,14 +208,42 @@ func (h *h1conn) detach(keep bool) {
 	if up == nil {
 		return
 	}
-	keep = keep && !h.pinned && ur.Buffered() == 0
-	ur.Reset(nil)
-	upstreamReaders.Put(ur)
-	if keep {
+	if ur != nil {
+		keep = keep && ur.Buffered() == 0
+		ur.Reset(nil)
+		upstreamReaders.Put(ur)
+	}
+	if keep && !h.pinned {
 		h.s.pool.put(h.key, up)
 		return
 	}
 	up.Close()
+}
+
+// readUpstream borrows the upstream reader for one response: an idle
+// kept connection holds no 16 KiB buffer.
+func (h *h1conn) readUpstream() {
+	if h.ur != nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ur = upstreamReaders.Get().(*bufio.Reader)
+	h.ur.Reset(newMeter(h.up, &h.ci.stats.out, &h.ci.stats))
+}
+
+// releaseReader returns the upstream reader after a complete response; a
+// server that sent more than its response cannot be reused.
+func (h *h1conn) releaseReader() {
+	if h.ur.Buffered() > 0 {
+		h.detach(false)
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ur.Reset(nil)
+	upstreamReaders.Put(h.ur)
+	h.ur = nil
 }
 
 // closeAll closes both sides (idle timeout, a broken body).
@@ -395,6 +421,7 @@ func (h *h1conn) receive(rq *reqLog, bodyDone <-chan error) bool {
 	out0 := h.ci.stats.out.Load()
 	retried := false
 	for {
+		h.readUpstream()
 		err := h.resp.ReadResponse(h.ur, h.lim)
 		if err != nil {
 			if !retried && bodyDone == nil && rq.reused && h.ci.stats.out.Load() == out0 && idempotent(h.req.Method) && !errors.As(err, new(*http1.Error)) {
@@ -500,6 +527,7 @@ func (h *h1conn) receive(rq *reqLog, bodyDone <-chan error) bool {
 	if !keepUp {
 		h.detach(false)
 	} else {
+		h.releaseReader()
 		h.upSince = time.Now()
 	}
 	h.logRequest(rq)

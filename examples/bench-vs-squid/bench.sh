@@ -158,9 +158,11 @@ done
 # Idle memory once, first, while both processes are fresh: a later round
 # would start from memory that earlier loads left in squid's pools or Go's
 # heap and understate the growth per connection.
-for who in "${PROXIES[@]}"; do
-	run_bench idle "$who" -idle "$IDLE"
-done
+if [[ -z ${BENCH_SCENARIOS:-} || " $BENCH_SCENARIOS " == *" idle "* ]]; then
+	for who in "${PROXIES[@]}"; do
+		run_bench idle "$who" -idle "$IDLE"
+	done
+fi
 
 i=0
 for ((round = 1; round <= ROUNDS; round++)); do
@@ -177,6 +179,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	)
 	for s in "${SCENARIOS[@]}"; do
 		scen=${s%%|*}
+		# BENCH_SCENARIOS="keepalive newconn-close" runs only those.
+		if [[ -n ${BENCH_SCENARIOS:-} && " $BENCH_SCENARIOS " != *" $scen "* ]]; then continue; fi
 		read -r -a args <<<"${s#*|}"
 		order=("${PROXIES[@]}")
 		if ((i % 2 == 1 && SQUID)); then order=(squid tlsbridge); fi # alternate who goes first
