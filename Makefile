@@ -2,8 +2,13 @@
 # every test (Go unit and integration tests with -race, then the real-client
 # examples in examples/).
 GO       ?= go
+# What "tlsbridge version" prints, from git. DATE honours SOURCE_DATE_EPOCH
+# (reproducible builds). LDFLAGS is the one place they go into a binary:
+# every target that builds one (build, install, deb, dist) uses it.
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X main.version=$(VERSION)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+DATE     ?= $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(date +%s)} +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 BIN      := bin/tlsbridge
 
 .PHONY: all build run test unit examples fuzz bench vet fmt clean

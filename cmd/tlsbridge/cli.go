@@ -7,20 +7,16 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 
 	"github.com/tlsbridge/tlsbridge/policy"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = ""
 
 const usage = `usage: tlsbridge <command> [flags]
 
 commands:
   run     [-config PATH] [-ca-dir DIR]        run the proxy
 ` + caCommands + `  check   [-config PATH] HOST[:PORT]         explain what a legacy app would get from a server
-  version                                     print the version
+  version                                     print the version, commit and build date (also -version, --version)
 
 Run "tlsbridge <command> -h" for a command's flags.
 `
@@ -60,7 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "check":
 		return runCheck(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, "tlsbridge", versionString())
+		fmt.Fprintln(stdout, versionLine())
 		return nil
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
@@ -68,16 +64,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q: %w", args[0], errUsage)
-}
-
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }
 
 // commonFlags are the flags every command that touches config or CA takes.

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -218,5 +219,26 @@ func TestHelp(t *testing.T) {
 	}
 	if _, stderr, err := runCmd(t, context.Background(), "ca", "bogus"); err == nil || !strings.Contains(stderr, "ca init") {
 		t.Errorf("tlsbridge ca bogus = %v, stderr:\n%s\nwant an error and the ca usage", err, stderr)
+	}
+}
+
+// "version", "-version" and "--version" print one line with the version,
+// commit and build date that the Makefile sets with -ldflags -X.
+func TestVersion(t *testing.T) {
+	defer func(v, c, d string) { version, commit, date = v, c, d }(version, commit, date)
+	version, commit, date = "v1.2.3", "0123456789abcdef0123456789abcdef01234567", "2026-12-05T12:00:00Z"
+	for _, arg := range []string{"version", "-version", "--version"} {
+		out, _, err := runCmd(t, context.Background(), arg)
+		if err != nil {
+			t.Fatalf("%s: %v", arg, err)
+		}
+		for _, want := range []string{"tlsbridge v1.2.3 ", "commit 0123456789abcdef0123456789abcdef01234567", "built 2026-12-05T12:00:00Z", runtime.Version()} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s = %q, want it to contain %q", arg, out, want)
+			}
+		}
+		if strings.Count(out, "\n") != 1 {
+			t.Errorf("%s = %q, want one line", arg, out)
+		}
 	}
 }
