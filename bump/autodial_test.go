@@ -126,7 +126,7 @@ func TestAutoDialsFirstAndStillPools(t *testing.T) {
 func TestPermittedHostsRefusedUnderAuto(t *testing.T) {
 	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
 	up, dials := countingListener(t)
-	authority := catest.NewWithOptions(t, ca.Options{PermittedHosts: []string{"allowed.test"}})
+	authority := catest.NewWithOptions(t, ca.Options{PermittedHosts: catest.PermittedHosts(t, "allowed.test")})
 	p := startProxyCA(t, authority, pinRule("tunnelled.test", "tunnel", o.addr)+
 		pinRule("*.allowed.test", "auto", o.addr, originName, fmt.Sprintf("ca_files = [%q]", o.caFile))+
 		pinRule("*", "auto", up))

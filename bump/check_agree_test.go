@@ -23,7 +23,7 @@ func TestCheckAgreesWithProxy(t *testing.T) {
 	tls10 := newOrigin(t, tls.VersionTLS10, tls.VersionTLS13)
 	_, originPort, _ := net.SplitHostPort(o.addr)
 	down := closedAddr(t)
-	authority := catest.NewWithOptions(t, ca.Options{PermittedHosts: []string{"origin.test", "allowed.test", "down.test", "old.test"}})
+	authority := catest.NewWithOptions(t, ca.Options{PermittedHosts: catest.PermittedHosts(t, "origin.test", "allowed.test", "down.test", "old.test")})
 	config := fmt.Sprintf("connect_ports = [443, %s]\n", originPort) + caFiles(o.caFile, tls10.caFile) +
 		pinRule("denied.test", "deny", o.addr) +
 		pinRule("origin.test", "bump", o.addr, originName) +

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/tlsbridge/tlsbridge/ca"
 	"github.com/tlsbridge/tlsbridge/policy"
 )
 
@@ -337,10 +338,10 @@ const (
 
 // clientHint explains a failed app-facing handshake, for the log line. h is
 // the app's ClientHello when it was read.
-func clientHint(err error, h *clientHello) string { return hintFor(err, h, "") }
+func clientHint(err error, h *clientHello) string { return hintFor(err, h, policy.LeafKeyAuto) }
 
-// hintFor is clientHint knowing the [ca] leaf_key in force ("" if unknown).
-func hintFor(err error, h *clientHello, leafKey string) string {
+// hintFor is clientHint knowing the [ca] leaf_key in force (auto if unknown).
+func hintFor(err error, h *clientHello, leafKey ca.KeyType) string {
 	if errors.Is(err, errSSLv2Hello) {
 		return "the app sent an SSLv2-format ClientHello; disable SSLv2Hello on the client (Java: -Djdk.tls.client.protocols=TLSv1 and remove SSLv2Hello from https.protocols)"
 	}
@@ -429,7 +430,7 @@ var ecdsaSuites = []uint16{
 // certificate's curve must be one the client lists), so only RSA suites are
 // left for it. An app that offers RSA suites too gets an RSA certificate
 // unless leaf_key forces ECDSA, so it is only explained then.
-func curveHint(h *clientHello, leafKey string) string {
+func curveHint(h *clientHello, leafKey ca.KeyType) string {
 	if h.maxOffered() >= tls.VersionTLS13 || len(h.info.SupportedCurves) == 0 || slices.Contains(h.info.SupportedCurves, tls.CurveP256) {
 		return ""
 	}
@@ -442,7 +443,7 @@ func curveHint(h *clientHello, leafKey string) string {
 			rsa = true
 		}
 	}
-	if !ecdsa || rsa && leafKey != "ecdsa-p256" {
+	if !ecdsa || rsa && leafKey != ca.KeyECDSAP256 {
 		return ""
 	}
 	var curves []string

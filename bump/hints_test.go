@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/tlsbridge/tlsbridge/ca"
 	"github.com/tlsbridge/tlsbridge/policy"
 )
 
@@ -260,7 +261,7 @@ func TestHintsLoad(t *testing.T) {
 			SupportedVersions: []uint16{tls.VersionTLS12},
 			CipherSuites:      []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256},
 			SupportedCurves:   []tls.CurveID{tls.CurveP384},
-		}}, "ecdsa-p256")},
+		}}, ca.KeyECDSAP256)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.hint == "" {

@@ -17,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/tlsbridge/tlsbridge/ca"
+	"github.com/tlsbridge/tlsbridge/policy"
 )
 
 // Metrics are served in the Prometheus text format by the admin listener
@@ -222,7 +223,7 @@ func reason(err error, hello *clientHello) string {
 		return reasonDialRefused
 	case errors.Is(err, io.EOF):
 		return reasonClosed
-	case hello != nil && curveHint(hello, "") != "":
+	case hello != nil && curveHint(hello, policy.LeafKeyAuto) != "":
 		return reasonNoSharedCipher // ECDSA suites only, and no P-256 for tlsbridge's ECDSA leaf
 	case errors.As(err, &unknownCA):
 		return reasonUnknownAuthority

@@ -303,10 +303,8 @@ func (s *Server) proxyTLSConfig() *tls.Config {
 // ECDSA (a signature costs 0.03 ms) when the app supports it and RSA
 // (0.7 ms) when it does not.
 func (s *Server) leafKeyFor(hi *tls.ClientHelloInfo) ca.KeyType {
-	if lk := s.Policy().CA.LeafKey; lk != "auto" && lk != "" {
-		if kt, err := ca.ParseKeyType(lk); err == nil { // policy validated it
-			return kt
-		}
+	if kt := s.Policy().CA.LeafKey; kt != policy.LeafKeyAuto {
+		return kt
 	}
 	return s.cfg.Certs.KeyTypeFor(hi)
 }

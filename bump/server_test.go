@@ -599,7 +599,7 @@ func TestAppSessionResumption(t *testing.T) {
 
 func TestConstrainedCARefusesOtherHosts(t *testing.T) {
 	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
-	authority := catest.NewWithOptions(t, ca.Options{PermittedHosts: []string{"allowed.test"}})
+	authority := catest.NewWithOptions(t, ca.Options{PermittedHosts: catest.PermittedHosts(t, "allowed.test")})
 	p := startProxyCA(t, authority, pinConfig(o, "*", "bump", ""))
 
 	resp, body := get(t, p.legacyClient(t, clientOpts{version: tls.VersionTLS10}), "https://api.allowed.test/")

@@ -36,8 +36,9 @@ type Options struct {
 	// and its subdomains, a leading dot (".example.com") only subdomains, an
 	// IP address or CIDR ("10.0.0.0/8") permits those addresses. The
 	// loopback names the proxy needs for its own certificate ("localhost",
-	// 127.0.0.0/8, ::1) are always permitted as well.
-	PermittedHosts []string
+	// 127.0.0.0/8, ::1) are always permitted as well. Entries come from
+	// ParsePermittedHost (policy parses [ca] permitted_hosts with it).
+	PermittedHosts []PermittedHost
 }
 
 // Authority is a CA that signs leaf certificates. It is safe for concurrent

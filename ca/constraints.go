@@ -2,6 +2,7 @@ package ca
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -19,32 +20,81 @@ var (
 	loopbackCIDRs = []string{"127.0.0.0/8", "::1/128"}
 )
 
+// PermittedHost is one parsed permitted_hosts entry: a DNS domain or an IP
+// range. Parse one with [ParsePermittedHost]; the zero value is not a
+// permitted host.
+type PermittedHost struct {
+	// domain is a normalized DNS name (lower case, IDNA→ASCII); a leading
+	// "." means subdomains only, as RFC 5280 and crypto/x509 read it. ""
+	// when prefix is set.
+	domain string
+	// prefix is the permitted IP range, a single address as /32 or /128.
+	prefix netip.Prefix
+}
+
+// ParsePermittedHost parses a permitted_hosts entry: a domain
+// ("example.com" permits it and its subdomains, ".example.com" only its
+// subdomains), an IP address or a CIDR ("10.0.0.0/8"). Names are
+// normalized like leaf names (lower case, IDNA→ASCII). The error wraps
+// [ErrBadPermittedHost] and says what is wrong without repeating s, so the
+// caller can name the key that holds it.
+func ParsePermittedHost(s string) (PermittedHost, error) {
+	// IP ranges constrain IP-literal hosts (the CA's IPAddresses subtree).
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return PermittedHost{prefix: p.Masked()}, nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		a = a.Unmap().WithZone("")
+		return PermittedHost{prefix: netip.PrefixFrom(a, a.BitLen())}, nil
+	}
+	dot := strings.HasPrefix(s, ".")
+	name := strings.TrimPrefix(s, ".")
+	if strings.ContainsAny(name, "*:/") {
+		return PermittedHost{}, permittedHostError("not a domain name, IP address or CIDR (no wildcards or ports)")
+	}
+	n, err := hostname.Normalize(name)
+	switch {
+	case errors.Is(err, hostname.ErrEmpty):
+		return PermittedHost{}, permittedHostError("empty host name")
+	case err != nil:
+		return PermittedHost{}, permittedHostError("not a valid host name")
+	}
+	if dot {
+		n = "." + n
+	}
+	return PermittedHost{domain: n}, nil
+}
+
+// String returns the normalized entry: the domain (with its leading "."
+// if any), the IP address, or the IP range in CIDR form.
+func (h PermittedHost) String() string {
+	if h.prefix.IsSingleIP() {
+		return h.prefix.Addr().String()
+	}
+	if h.prefix.IsValid() {
+		return h.prefix.String()
+	}
+	return h.domain
+}
+
+// permittedHostError is a ParsePermittedHost failure: the reason, matching
+// ErrBadPermittedHost.
+type permittedHostError string
+
+func (e permittedHostError) Error() string { return string(e) }
+func (e permittedHostError) Unwrap() error { return ErrBadPermittedHost }
+
 // applyPermittedHosts turns Options.PermittedHosts into name constraints on
 // a CA template.
-func applyPermittedHosts(tmpl *x509.Certificate, hosts []string) error {
+func applyPermittedHosts(tmpl *x509.Certificate, hosts []PermittedHost) {
 	var dns []string
 	var ips []*net.IPNet
-	for i, h := range hosts {
-		h = strings.TrimSpace(h)
-		if p, err := netip.ParsePrefix(h); err == nil {
-			ips = append(ips, prefixToIPNet(p.Masked()))
-			continue
+	for _, h := range hosts {
+		if h.prefix.IsValid() {
+			ips = append(ips, prefixToIPNet(h.prefix))
+		} else if h.domain != "" {
+			dns = append(dns, h.domain)
 		}
-		if a, err := netip.ParseAddr(h); err == nil {
-			ips = append(ips, prefixToIPNet(netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())))
-			continue
-		}
-		// A leading dot means "subdomains only" in Go's and RFC 5280's
-		// reading of DNS constraints; keep it through normalization.
-		dot := strings.HasPrefix(h, ".")
-		n, err := hostname.Normalize(strings.TrimPrefix(h, "."))
-		if err != nil || strings.ContainsAny(h, "*/:") {
-			return fmt.Errorf("permitted_hosts[%d]: %q: %w (want a domain like \"example.com\" or \".example.com\", an IP address or a CIDR like \"10.0.0.0/8\")", i, h, ErrBadPermittedHost)
-		}
-		if dot {
-			n = "." + n
-		}
-		dns = append(dns, n)
 	}
 	dns = append(dns, loopbackDNS...)
 	for _, c := range loopbackCIDRs {
@@ -61,7 +111,6 @@ func applyPermittedHosts(tmpl *x509.Certificate, hosts []string) error {
 	// the restriction. (Some very old clients therefore reject a
 	// constrained CA outright; constraints are opt-in for that reason.)
 	tmpl.PermittedDNSDomainsCritical = true
-	return nil
 }
 
 func prefixToIPNet(p netip.Prefix) *net.IPNet {

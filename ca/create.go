@@ -89,9 +89,7 @@ func newAuthority(opts Options) (*Authority, error) {
 		tmpl.MaxPathLen, tmpl.MaxPathLenZero = 1, false
 	}
 	if len(opts.PermittedHosts) > 0 {
-		if err := applyPermittedHosts(tmpl, opts.PermittedHosts); err != nil {
-			return nil, err
-		}
+		applyPermittedHosts(tmpl, opts.PermittedHosts)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, signer.Public(), signer)
 	if err != nil {

@@ -38,8 +38,8 @@ var (
 	// so a leaf for it would be rejected by every client.
 	ErrNotPermitted = errors.New("name not permitted by the CA's name constraints")
 
-	// ErrBadPermittedHost means an Options.PermittedHosts entry is neither a
-	// domain name, an IP address nor a CIDR.
+	// ErrBadPermittedHost means a permitted_hosts entry given to
+	// ParsePermittedHost is neither a domain name, an IP address nor a CIDR.
 	ErrBadPermittedHost = errors.New("invalid permitted host")
 
 	// ErrCacheClosed means Cache.Get was called after Cache.Close.

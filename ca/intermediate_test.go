@@ -24,7 +24,7 @@ import (
 // field by field, and that an ECDSA leaf chains through it to the CA alone.
 func TestIntermediate(t *testing.T) {
 	plain := catest.NewWithOptions(t, ca.Options{Key: ca.KeyRSA2048})
-	constrained := catest.NewWithOptions(t, ca.Options{Key: ca.KeyRSA2048, PermittedHosts: []string{"example.com", "10.0.0.0/8"}})
+	constrained := catest.NewWithOptions(t, ca.Options{Key: ca.KeyRSA2048, PermittedHosts: catest.PermittedHosts(t, "example.com", "10.0.0.0/8")})
 	for _, tt := range []struct {
 		name string
 		ca   *ca.Authority

@@ -27,11 +27,11 @@ import (
 func TestLeafQuality(t *testing.T) {
 	rsaCA := catest.NewWithOptions(t, ca.Options{Key: ca.KeyRSA2048})
 	ecCA := catest.New(t)
-	constrained := catest.NewWithOptions(t, ca.Options{PermittedHosts: []string{"example.com"}})
-	constrainedRSA := catest.NewWithOptions(t, ca.Options{Key: ca.KeyRSA2048, PermittedHosts: []string{"example.com"}})
+	constrained := catest.NewWithOptions(t, ca.Options{PermittedHosts: catest.PermittedHosts(t, "example.com")})
+	constrainedRSA := catest.NewWithOptions(t, ca.Options{Key: ca.KeyRSA2048, PermittedHosts: catest.PermittedHosts(t, "example.com")})
 	// The proxy's own certificate is for 127.0.0.1 too, so a name-constrained
 	// CA must be able to sign an IP-literal leaf that OpenSSL accepts.
-	constrainedIP := catest.NewWithOptions(t, ca.Options{PermittedHosts: []string{"example.com", "192.0.2.0/24"}})
+	constrainedIP := catest.NewWithOptions(t, ca.Options{PermittedHosts: catest.PermittedHosts(t, "example.com", "192.0.2.0/24")})
 	tests := []struct {
 		name      string
 		ca        *ca.Authority
@@ -207,7 +207,7 @@ func writePEM(t *testing.T, name string, certs ...*x509.Certificate) string {
 // openssl verify. A permitted name, signed the same way, is accepted, so
 // the refusal is the constraint and nothing else.
 func TestConstraintIsInTheCertificate(t *testing.T) {
-	a := catest.NewWithOptions(t, ca.Options{PermittedHosts: []string{"example.com", "10.0.0.0/8"}})
+	a := catest.NewWithOptions(t, ca.Options{PermittedHosts: catest.PermittedHosts(t, "example.com", "10.0.0.0/8")})
 	tests := []struct {
 		name   string
 		permit bool

@@ -190,7 +190,7 @@ func TestIssueErrors(t *testing.T) {
 }
 
 func TestPermittedHosts(t *testing.T) {
-	a := catest.NewWithOptions(t, ca.Options{PermittedHosts: []string{"Example.com", ".corp.test", "10.0.0.0/8", "192.0.2.7"}})
+	a := catest.NewWithOptions(t, ca.Options{PermittedHosts: catest.PermittedHosts(t, "Example.com", ".corp.test", "10.0.0.0/8", "192.0.2.7")})
 	if !a.Cert.PermittedDNSDomainsCritical {
 		t.Errorf("PermittedDNSDomainsCritical = false, want true")
 	}
@@ -255,9 +255,10 @@ func TestPermittedHosts(t *testing.T) {
 	})
 
 	t.Run("bad-entry", func(t *testing.T) {
-		_, err := ca.Create(t.TempDir(), ca.Options{Key: ca.KeyECDSAP256, PermittedHosts: []string{"*.example.com"}}, false)
-		if !errors.Is(err, ca.ErrBadPermittedHost) {
-			t.Errorf("Create with a wildcard permitted host: err = %v, want ErrBadPermittedHost", err)
+		for _, h := range []string{"*.example.com", "example.com:443", "", "a..b"} {
+			if _, err := ca.ParsePermittedHost(h); !errors.Is(err, ca.ErrBadPermittedHost) {
+				t.Errorf("ParsePermittedHost(%q) error = %v, want ErrBadPermittedHost", h, err)
+			}
 		}
 	})
 }
@@ -293,7 +294,7 @@ func signBypassingIssue(t *testing.T, a *ca.Authority, name string) *x509.Certif
 }
 
 func TestPermits(t *testing.T) {
-	constrained := catest.NewWithOptions(t, ca.Options{PermittedHosts: []string{"example.com", ".corp.test", "10.0.0.0/8"}})
+	constrained := catest.NewWithOptions(t, ca.Options{PermittedHosts: catest.PermittedHosts(t, "example.com", ".corp.test", "10.0.0.0/8")})
 	open := catest.New(t)
 	tests := []struct {
 		name   string
@@ -329,6 +330,28 @@ func TestPermits(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), "[ca] permitted_hosts") {
 				t.Errorf("Permits(%q) = %q, want it to name [ca] permitted_hosts", tt.host, err)
+			}
+		})
+	}
+}
+
+func TestParsePermittedHost(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"Example.COM", "example.com"},
+		{".corp.test", ".corp.test"},
+		{"10.1.2.3/8", "10.0.0.0/8"},
+		{"192.0.2.7", "192.0.2.7"},
+		{"::ffff:192.0.2.7", "192.0.2.7"},
+		{"2001:db8::0:1", "2001:db8::1"},
+		{"2001:db8::1/32", "2001:db8::/32"},
+	} {
+		t.Run(tt.in, func(t *testing.T) {
+			h, err := ca.ParsePermittedHost(tt.in)
+			if err != nil {
+				t.Fatalf("ParsePermittedHost(%q) error = %v", tt.in, err)
+			}
+			if got := h.String(); got != tt.want {
+				t.Errorf("ParsePermittedHost(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
 	}

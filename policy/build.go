@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/tlsbridge/tlsbridge/ca"
 )
 
 // build turns a validated fileConfig into a Policy: versions parsed, globs
@@ -17,12 +19,10 @@ func build(fc *fileConfig, path string, val *validated) (*Policy, error) {
 		Path:         path,
 		Listen:       fc.Listen,
 		ConnectPorts: append([]int(nil), fc.ConnectPorts...),
-		CA: CAConfig{
-			LeafKey: fc.CA.LeafKey,
-		},
-		Log:    LogConfig{Format: fc.Log.Format, Level: fc.Log.Level},
-		Admin:  AdminConfig{Listen: fc.Admin.Listen},
-		Limits: buildLimits(fc.Limits),
+		CA:           CAConfig{},
+		Log:          LogConfig{Format: fc.Log.Format, Level: fc.Log.Level},
+		Admin:        AdminConfig{Listen: fc.Admin.Listen},
+		Limits:       buildLimits(fc.Limits),
 	}
 	if fc.Auth.UsersFile != "" {
 		p.Auth = Auth{UsersFile: resolvePath(b.dir, fc.Auth.UsersFile), Realm: fc.Auth.Realm, Users: val.users}
@@ -33,8 +33,9 @@ func build(fc *fileConfig, path string, val *validated) (*Policy, error) {
 	if fc.CA.Dir != "" {
 		p.CA.Dir = resolvePath(b.dir, fc.CA.Dir)
 	}
+	p.CA.LeafKey, _ = parseLeafKey(fc.CA.LeafKey)
 	for _, h := range fc.CA.PermittedHosts {
-		n, err := normalizePermitted(h)
+		n, err := ca.ParsePermittedHost(h)
 		b.check(err)
 		p.CA.PermittedHosts = append(p.CA.PermittedHosts, n)
 	}

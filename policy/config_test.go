@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+
+	"github.com/tlsbridge/tlsbridge/ca"
 )
 
 func TestDefault(t *testing.T) {
@@ -22,7 +24,7 @@ func TestDefault(t *testing.T) {
 		{"AllowClients", len(p.AllowClients), 0},
 		{"ConnectPorts", p.ConnectPorts, []int{443}},
 		{"CA.Dir", p.CA.Dir, ""},
-		{"CA.LeafKey", p.CA.LeafKey, "auto"},
+		{"CA.LeafKey", p.CA.LeafKey, LeafKeyAuto},
 		{"CA.PermittedHosts", len(p.CA.PermittedHosts), 0},
 		{"Client", p.Client, ClientTLS{tls.VersionTLS10, tls.VersionTLS13}},
 		{"Upstream.MinVersion", p.Upstream.MinVersion, uint16(tls.VersionTLS12)},
@@ -172,8 +174,8 @@ func TestParseFull(t *testing.T) {
 		}},
 		{"ConnectPorts", p.ConnectPorts, []int{443, 8443}},
 		{"CA.Dir", p.CA.Dir, filepath.Join(dir, "ca-dir")},
-		{"CA.LeafKey", p.CA.LeafKey, "ecdsa-p256"},
-		{"CA.PermittedHosts", p.CA.PermittedHosts, []string{"example.com", ".internal.example", "10.1.0.0/16", "192.0.2.7"}},
+		{"CA.LeafKey", p.CA.LeafKey, ca.KeyECDSAP256},
+		{"CA.PermittedHosts", hostStrings(p.CA.PermittedHosts), []string{"example.com", ".internal.example", "10.1.0.0/16", "192.0.2.7"}},
 		{"Client", p.Client, ClientTLS{tls.VersionTLS10, tls.VersionTLS12}},
 		{"Upstream.CAFiles", p.Upstream.CAFiles, []string{otherPath}},
 		{"Upstream.RootCAs has other", poolHas(p.Upstream.RootCAs, other), true},

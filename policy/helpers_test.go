@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsbridge/tlsbridge/ca"
 )
 
 // writeCAPEM writes a fresh self-signed CA certificate as PEM to dir/name
@@ -71,4 +73,13 @@ func lines(err error) []string {
 		return nil
 	}
 	return strings.Split(err.Error(), "\n")
+}
+
+// hostStrings prints parsed permitted hosts the way the config spells them.
+func hostStrings(hosts []ca.PermittedHost) []string {
+	var s []string
+	for _, h := range hosts {
+		s = append(s, h.String())
+	}
+	return s
 }

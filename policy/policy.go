@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+
+	"github.com/tlsbridge/tlsbridge/ca"
 )
 
 // ClientTLS is the app-facing side of a bumped connection: the TLS versions
@@ -88,11 +90,33 @@ type CAConfig struct {
 	// against the config file's directory), or "" when the config does not
 	// set it and the flag, environment or XDG default applies.
 	Dir string
-	// LeafKey is the leaf key type: "auto", "rsa2048" or "ecdsa-p256".
-	LeafKey string
+	// LeafKey is the leaf key type of leaf_key: ca.KeyRSA2048
+	// ("rsa2048"), ca.KeyECDSAP256 ("ecdsa-p256") or LeafKeyAuto ("auto":
+	// ECDSA where the app's ClientHello allows it, else RSA).
+	LeafKey ca.KeyType
 	// PermittedHosts are the opt-in X.509 name constraints for a new CA,
-	// normalized (lower-case, IDNA→ASCII); a leading "." is kept.
-	PermittedHosts []string
+	// parsed and normalized (lower-case, IDNA→ASCII; a leading "." is
+	// kept), ready for ca.Options.
+	PermittedHosts []ca.PermittedHost
+}
+
+// LeafKeyAuto is CAConfig.LeafKey for leaf_key = "auto": the zero
+// ca.KeyType, which names no key type, so the leaf key is chosen per
+// ClientHello.
+const LeafKeyAuto ca.KeyType = 0
+
+// parseLeafKey parses a leaf_key value: "auto" or the config name of a
+// ca.KeyType ("rsa2048", "ecdsa-p256"), exact spelling.
+func parseLeafKey(s string) (ca.KeyType, bool) {
+	if s == "auto" {
+		return LeafKeyAuto, true
+	}
+	for _, kt := range ca.KeyTypes() {
+		if s == kt.String() {
+			return kt, true
+		}
+	}
+	return 0, false
 }
 
 // LogConfig is the [log] table: Format is "text" or "json"; Level is

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/tlsbridge/tlsbridge/ca"
 )
 
 // validator collects every problem of a fileConfig, each as a *KeyError
@@ -59,11 +61,11 @@ func (fc *fileConfig) validate(path string) (*validated, error) {
 		v.port(fmt.Sprintf("connect_ports[%d]", i), port)
 	}
 
-	if fc.CA.LeafKey != "auto" && fc.CA.LeafKey != "rsa2048" && fc.CA.LeafKey != "ecdsa-p256" {
+	if _, ok := parseLeafKey(fc.CA.LeafKey); !ok {
 		v.add("ca.leaf_key", ErrInvalid, "%q is not a leaf key type (want auto, rsa2048 or ecdsa-p256)", fc.CA.LeafKey)
 	}
 	for i, h := range fc.CA.PermittedHosts {
-		if _, err := normalizePermitted(h); err != nil {
+		if _, err := ca.ParsePermittedHost(h); err != nil {
 			v.add(fmt.Sprintf("ca.permitted_hosts[%d]", i), ErrInvalid, "%q: %v (want a domain such as \"example.com\", which also permits its subdomains)", h, err)
 		}
 	}
@@ -384,31 +386,6 @@ func parseClientPrefix(s string) (netip.Prefix, error) {
 	}
 	ip = ip.Unmap().WithZone("")
 	return netip.PrefixFrom(ip, ip.BitLen()), nil
-}
-
-// normalizePermitted normalizes a ca.permitted_hosts entry, keeping the
-// leading "." that RFC 5280 name constraints use for "subdomains only".
-func normalizePermitted(h string) (string, error) {
-	// IP ranges constrain IP-literal hosts (the CA's IPAddresses subtree).
-	if p, err := netip.ParsePrefix(h); err == nil {
-		return p.Masked().String(), nil
-	}
-	if a, err := netip.ParseAddr(h); err == nil {
-		return a.Unmap().String(), nil
-	}
-	dot := strings.HasPrefix(h, ".")
-	name := strings.TrimPrefix(h, ".")
-	if strings.ContainsAny(name, "*:/") {
-		return "", errors.New("not a domain name, IP address or CIDR (no wildcards or ports)")
-	}
-	n, err := normalizeName(name)
-	if err != nil {
-		return "", err
-	}
-	if dot {
-		n = "." + n
-	}
-	return n, nil
 }
 
 // mergeClient applies the keys a section sets over the global [client].

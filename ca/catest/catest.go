@@ -36,6 +36,21 @@ func NewWithOptions(tb testing.TB, opts ca.Options) *ca.Authority {
 	return a
 }
 
+// PermittedHosts parses hosts with ca.ParsePermittedHost for
+// ca.Options.PermittedHosts, failing the test on a bad entry.
+func PermittedHosts(tb testing.TB, hosts ...string) []ca.PermittedHost {
+	tb.Helper()
+	out := make([]ca.PermittedHost, 0, len(hosts))
+	for _, h := range hosts {
+		ph, err := ca.ParsePermittedHost(h)
+		if err != nil {
+			tb.Fatalf("catest: permitted host %q: %v", h, err)
+		}
+		out = append(out, ph)
+	}
+	return out
+}
+
 // NewCache returns a ca.Cache for a with default settings, closed when the
 // test ends.
 func NewCache(tb testing.TB, a *ca.Authority) *ca.Cache {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/tlsbridge/tlsbridge/ca"
+	"github.com/tlsbridge/tlsbridge/ca/catest"
 )
 
 // Issue 13 item 5: `tlsbridge check` exits non-zero whenever the proxy
@@ -24,13 +25,13 @@ func TestCheckExitStatusAgreesWithProxy(t *testing.T) {
 	ln.Close()
 
 	constrained := t.TempDir()
-	if _, err := ca.Create(constrained, ca.Options{Key: ca.KeyECDSAP256, PermittedHosts: []string{"allowed.test"}}, false); err != nil {
+	if _, err := ca.Create(constrained, ca.Options{Key: ca.KeyECDSAP256, PermittedHosts: catest.PermittedHosts(t, "allowed.test")}, false); err != nil {
 		t.Fatal(err)
 	}
 	// A user who cannot read the CA key (the service's own) still gets the
 	// answer: the certificate holds the constraints.
 	certOnly := t.TempDir()
-	if _, err := ca.Create(certOnly, ca.Options{Key: ca.KeyECDSAP256, PermittedHosts: []string{"allowed.test"}}, false); err != nil {
+	if _, err := ca.Create(certOnly, ca.Options{Key: ca.KeyECDSAP256, PermittedHosts: catest.PermittedHosts(t, "allowed.test")}, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Remove(filepath.Join(certOnly, ca.KeyFile)); err != nil {
