@@ -88,7 +88,9 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var wg sync.WaitGroup
 	listeners := &listenerSet{ctx: ctx, wg: &wg, srv: srv, log: log}
 	listeners.start(pol, lns)
-	wg.Go(func() { reloadOnHUP(ctx, cf, srv, listeners, log) })
+	sd := newNotifier(log) // systemd Type=notify: READY=1 is sent by reloadOnHUP
+	wg.Go(func() { reloadOnHUP(ctx, cf, srv, listeners, log, sd) })
+	wg.Go(func() { <-ctx.Done(); sd.stopping() }) // the drain starts
 	err = srv.Serve(ctx, ln)
 	cancel()
 	wg.Wait()
@@ -137,18 +139,24 @@ func openCA(flagDir string, pol *policy.Policy, mints *bump.LeafMints, log *logr
 // reloadOnHUP swaps in a re-read config on SIGHUP and re-opens the
 // [[listener]] ports that changed; an invalid file keeps the policy in force
 // and logs every problem. The proxy's own listen address needs a restart.
-func reloadOnHUP(ctx context.Context, cf commonFlags, srv *bump.Server, listeners *listenerSet, log *logrus.Entry) {
+// It tells systemd READY=1 once SIGHUP is caught (before, a "systemctl
+// reload" would kill the process: SIGHUP's default action), and brackets
+// each reload with RELOADING=1 and READY=1.
+func reloadOnHUP(ctx context.Context, cf commonFlags, srv *bump.Server, listeners *listenerSet, log *logrus.Entry, sd notifier) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	sd.ready()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			sd.reloading()
 			pol, err := cf.loadPolicy()
 			if err != nil {
 				log.WithError(err).Error("reload failed; the previous config stays in force")
+				sd.ready()
 				continue
 			}
 			if was := srv.Policy().Listen; pol.Listen != was {
@@ -158,6 +166,7 @@ func reloadOnHUP(ctx context.Context, cf commonFlags, srv *bump.Server, listener
 			listeners.reload(pol)
 			warnUnsafe(pol, log)
 			log.Info("config reloaded: " + describeConfig(pol))
+			sd.ready()
 		}
 	}
 }
