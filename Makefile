@@ -11,7 +11,7 @@ DATE     ?= $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(date +%s)} +%Y-%m-%dT%H
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 BIN      := bin/tlsbridge
 
-.PHONY: all build run test unit examples fuzz bench vet fmt clean
+.PHONY: all build run test unit examples fuzz bench vet fmt clean install uninstall
 
 all: build
 
@@ -47,6 +47,16 @@ fuzz:
 
 examples: build
 	bash examples/run.sh
+
+# make install PREFIX=/usr/local (the default): binary, systemd unit,
+# sysusers.d entry, /etc/tlsbridge/config.toml unless present; DESTDIR
+# stages for packagers. Paths and details: packaging/install.sh.
+PREFIX ?= /usr/local
+INSTALL_ENV = DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' $(foreach v,BINDIR SYSCONFDIR UNITDIR SYSUSERSDIR DOCDIR,$(if $($(v)),$(v)='$($(v))'))
+install: build
+	$(INSTALL_ENV) sh packaging/install.sh install $(BIN)
+uninstall:
+	$(INSTALL_ENV) sh packaging/install.sh uninstall
 
 # Micro-benchmarks (bounded: BENCHTIME x BENCHCOUNT x -cpu 1,2; compare runs
 # with benchstat bench.txt), then the load tool against bin/tlsbridge and an
