@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -74,11 +73,12 @@ type fileRule struct {
 	Upstream fileUpstreamOverride `toml:"upstream"`
 }
 
-// fileListener is one [[listener]]. Its "upstream" key is either the
-// target "host:port" or the [listener.upstream] table (TOML cannot hold
-// both under one key, see decodeUpstream), so it is decoded in a second
-// step into UpstreamAddr or UpstreamSettings. UpstreamTLS is the
-// upstream_tls switch, not the table.
+// fileListener is one [[listener]]. Its upstream key has two spellings:
+// the contract's upstream = "host:port" (the target), and the
+// [listener.upstream] table of [upstream] keys plus address (the target)
+// and server_name. TOML cannot give one key both a string and a table, so
+// the decoder keeps it raw and decodeUpstream fills Target or Table.
+// UpstreamTLS is the upstream_tls switch, not the table.
 type fileListener struct {
 	Listen      *string        `toml:"listen"`
 	Upstream    toml.Primitive `toml:"upstream"`
@@ -88,13 +88,16 @@ type fileListener struct {
 	ALPN        *[]string      `toml:"alpn"`
 	Client      fileClient     `toml:"client"`
 
-	UpstreamAddr     *string              `toml:"-"`
-	UpstreamSettings fileUpstreamOverride `toml:"-"`
+	Target *string              `toml:"-"` // upstream = "host:port"
+	Table  fileUpstreamOverride `toml:"-"` // [listener.upstream]
 }
 
-// defaultFileConfig returns the built-in defaults, the same values as the
-// contract in MISSION.md. Every call returns fresh pointers and slices, so
-// decoding over one never changes another.
+// defaultFileConfig returns the built-in defaults, the one place they are
+// written (the [limits] values come from DefaultLimits), as the TOML
+// spells them: Parse decodes a file over this value, so absent keys keep
+// their defaults, and Default builds it like any file. They are the
+// values of the contract in MISSION.md. Every call returns fresh pointers
+// and slices, so decoding over one never changes another.
 func defaultFileConfig() *fileConfig {
 	return &fileConfig{
 		Listen:       "127.0.0.1:3128",
@@ -118,9 +121,10 @@ func ptr[T any](v T) *T { return &v }
 // Default returns the policy of an empty config file: listen on
 // 127.0.0.1:3128, loopback clients only, CONNECT to 443 only, client TLS
 // 1.0–1.3, upstream TLS 1.2–1.3 with verification against the system roots,
-// no rules (every host gets action auto) and no listeners.
+// the [limits] of [DefaultLimits], no rules (every host gets action auto)
+// and no listeners.
 func Default() *Policy {
-	p, err := Parse(nil, "")
+	p, err := build(defaultFileConfig(), "")
 	if err != nil {
 		// The defaults are constants checked by TestDefault.
 		panic("policy: built-in defaults do not build: " + err.Error())
@@ -139,32 +143,28 @@ func Load(path string) (*Policy, error) {
 	return Parse(data, path)
 }
 
-// Parse decodes a TOML config over the defaults, validates it and builds the
-// policy. path prefixes error messages and anchors relative paths (ca_files,
-// ca.dir); "" means the current directory. The returned error joins every
-// problem found ([errors.Join]); each is a [*KeyError] naming the dotted key,
-// such as "config.toml: rule[2].upstream.min_tls: ...".
+// Parse decodes a TOML config over the defaults and builds the policy,
+// parsing each value once. path prefixes error messages and anchors
+// relative paths (ca_files, ca.dir, auth.users_file); "" means the current
+// directory. The returned error joins every problem found
+// ([errors.Join]); each is a [*KeyError] naming the dotted key, such as
+// "config.toml: rule[2].upstream.min_tls: ...".
 func Parse(data []byte, path string) (*Policy, error) {
 	fc, unknown, err := decode(data, path)
 	if err != nil {
 		return nil, err
 	}
-	// Unknown keys do not stop validation: one run reports every problem.
-	val, err := fc.validate(path)
+	// Unknown keys do not stop the build: one run reports every problem.
+	p, err := build(fc, path)
 	if err := errors.Join(unknown, err); err != nil {
 		return nil, err
-	}
-	p, err := build(fc, path, val)
-	if err != nil {
-		// validate accepts only what build can use.
-		return nil, fmt.Errorf("build policy from %s: %w", displayPath(path), err)
 	}
 	return p, nil
 }
 
 // decode runs the TOML decoder over the defaults. A syntax or type error
 // stops it (err); unknown keys are returned separately, all at once, so
-// validation can still run and report the other problems.
+// the build can still run and report the other problems.
 func decode(data []byte, path string) (fc *fileConfig, unknown, err error) {
 	fc = defaultFileConfig()
 	md, err := toml.Decode(string(data), fc)
@@ -174,13 +174,12 @@ func decode(data []byte, path string) (fc *fileConfig, unknown, err error) {
 	var errs []error
 	for i := range fc.Listeners {
 		if err := fc.Listeners[i].decodeUpstream(&md); err != nil {
-			// A wrongly typed key inside the [listener.upstream] table is
-			// reported like any other; errors.Unwrap is the decoder's error.
-			if ke, ok := syntaxError(errors.Unwrap(err), path, data).(*KeyError); ok && strings.HasPrefix(ke.Key, "listener") && strings.Count(ke.Key, ".") >= 2 {
-				errs = append(errs, ke)
-				continue
+			if errors.Is(err, errUpstreamType) {
+				err = &KeyError{File: path, Key: fmt.Sprintf("listener[%d].upstream", i), Msg: err.Error(), Err: ErrSyntax}
+			} else {
+				err = syntaxError(err, path, data) // a bad value inside the table names its key
 			}
-			errs = append(errs, &KeyError{File: path, Key: fmt.Sprintf("listener[%d].upstream", i), Msg: err.Error(), Err: ErrSyntax})
+			errs = append(errs, err)
 		}
 	}
 	if len(errs) > 0 {
@@ -191,31 +190,26 @@ func decode(data []byte, path string) (fc *fileConfig, unknown, err error) {
 	return fc, errors.Join(unknownKeys(&md, path)...), nil
 }
 
-// decodeUpstream resolves the two forms of a listener's "upstream" key:
-// upstream = "host:port", or a [listener.upstream] table holding the
-// [upstream] keys plus address (the target) and server_name. The contract
-// in MISSION.md shows both in one listener, which TOML rejects ("Key
-// 'listener.upstream' has already been defined"), so the table form takes
-// the target in its address key.
-func (l *fileListener) decodeUpstream(md *toml.MetaData) error {
-	if !l.hasUpstream() {
-		return nil
-	}
-	var addr string
-	if err := md.PrimitiveDecode(l.Upstream, &addr); err == nil {
-		l.UpstreamAddr = &addr
-		return nil
-	}
-	if err := md.PrimitiveDecode(l.Upstream, &l.UpstreamSettings); err != nil {
-		return fmt.Errorf("want a \"host:port\" string or a table of [upstream] keys plus address and server_name (%w)", err)
-	}
-	return nil
-}
+// errUpstreamType is decodeUpstream's error for a value that is neither
+// spelling of a listener's upstream key.
+var errUpstreamType = errors.New(`want a "host:port" string, e.g. upstream = "legacy-api.example.com:443", or a [listener.upstream] table with address = "host:port"`)
 
-// hasUpstream reports whether the listener set "upstream": the decoder
-// leaves the Primitive zero when the key is absent.
-func (l *fileListener) hasUpstream() bool {
-	return !reflect.ValueOf(l.Upstream).IsZero()
+// decodeUpstream decodes the listener's raw upstream key into Target or
+// Table. The TOML types decide which, never the decoder's error text: an
+// absent key or a table decodes into an empty struct (which reads no keys,
+// so unknown ones are still reported) and then into Table, whose error
+// names the bad key inside; a string is the target; anything else
+// (upstream = 443) gives errUpstreamType.
+func (l *fileListener) decodeUpstream(md *toml.MetaData) error {
+	if md.PrimitiveDecode(l.Upstream, &struct{}{}) == nil {
+		return md.PrimitiveDecode(l.Upstream, &l.Table)
+	}
+	var target string
+	if md.PrimitiveDecode(l.Upstream, &target) != nil {
+		return errUpstreamType
+	}
+	l.Target = &target
+	return nil
 }
 
 // syntaxError turns a TOML decoder error into a *KeyError with the file,
@@ -228,7 +222,7 @@ func syntaxError(err error, path string, data []byte) error {
 		ke.Line = pe.Position.Line
 		ke.Key = pe.LastKey
 		ke.Msg = pe.Message
-		if strings.Contains(pe.Message, "'listener.upstream' has already been defined") {
+		if redefinesListenerUpstream(data, ke.Line) {
 			ke.Msg = strings.TrimSuffix(ke.Msg, ".") + `; a [[listener]] names its target either as upstream = "host:port" or as address = "host:port" inside [listener.upstream], not both`
 		}
 		return ke
@@ -251,18 +245,40 @@ func syntaxError(err error, path string, data []byte) error {
 	return ke
 }
 
-// displayPath is the file name used in messages that are not KeyErrors.
-func displayPath(path string) string {
-	if path == "" {
-		return "config"
-	}
-	return path
-}
-
 // baseDir is the directory relative config paths are resolved against.
 func baseDir(path string) string {
 	if path == "" {
 		return "."
 	}
 	return filepath.Dir(path)
+}
+
+// redefinesListenerUpstream reports whether line of data is a
+// [listener.upstream] header in a [[listener]] that already wrote
+// upstream = ..., the decoder's "already defined" error that the contract's
+// example leads to. It reads the file, not the error text.
+func redefinesListenerUpstream(data []byte, line int) bool {
+	lines := strings.Split(string(data), "\n")
+	if line < 1 || line > len(lines) || tomlLine(lines[line-1]) != "[listener.upstream]" {
+		return false
+	}
+	for i := line - 2; i >= 0; i-- {
+		l := tomlLine(lines[i])
+		if l == "[[listener]]" {
+			return false
+		}
+		if k, _, ok := strings.Cut(l, "="); ok && strings.TrimSpace(k) == "upstream" {
+			return true
+		}
+	}
+	return false
+}
+
+// tomlLine is a line of a TOML file without its comment and blanks, for
+// the structural checks above: "[ listener.upstream ] # x" gives
+// "[listener.upstream]". A "#" inside a string cuts it short, which only
+// matters for lines these checks do not look for.
+func tomlLine(l string) string {
+	l, _, _ = strings.Cut(l, "#")
+	return strings.Join(strings.Fields(l), "")
 }

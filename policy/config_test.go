@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tlsbridge/tlsbridge/ca"
@@ -41,6 +42,8 @@ func TestDefault(t *testing.T) {
 		{"Default.Upstream.MinVersion", p.Default.Upstream.MinVersion, p.Upstream.MinVersion},
 		{"LoopbackOnly", p.LoopbackOnly(), true},
 		{"Insecure", len(p.Insecure()), 0},
+		{"Limits", p.Limits, DefaultLimits()},
+		{"Auth.Enabled", p.Auth.Enabled(), false},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
@@ -51,15 +54,64 @@ func TestDefault(t *testing.T) {
 	}
 }
 
-// An empty file and Default() describe the same policy.
+// contractDefaults writes out every default of the contract in MISSION.md
+// and of README.md's [limits] and [auth].
+const contractDefaults = `
+listen = "127.0.0.1:3128"
+allow_clients = []
+connect_ports = [443]
+[ca]
+dir = ""
+leaf_key = "auto"
+permitted_hosts = []
+[client]
+min_tls = "1.0"
+max_tls = "1.3"
+[upstream]
+min_tls = "1.2"
+max_tls = "1.3"
+verify = true
+ca_files = []
+[log]
+format = "text"
+level = "info"
+[admin]
+listen = ""
+[limits]
+handshake_timeout = "10s"
+upstream_timeout = "15s"
+idle_timeout = "5m"
+drain_timeout = "5s"
+max_header_bytes = 65536
+max_connections = 4096
+[auth]
+users_file = ""
+realm = ""
+`
+
+// An empty file, a file that writes every documented default, and
+// Default() describe the same policy: the built-in defaults are the
+// documented ones, and absent keys keep them.
 func TestParseEmptyIsDefault(t *testing.T) {
-	got := mustParse(t, "")
-	want := Default()
-	got.Path, want.Path = "", ""
-	got.Upstream.RootCAs, want.Upstream.RootCAs = nil, nil
-	got.Default, want.Default = nil, nil
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("Parse(\"\") = %+v, want Default() = %+v", got, want)
+	def := Default()
+	for name, config := range map[string]string{"empty": "", "contract-defaults": contractDefaults} {
+		t.Run(name, func(t *testing.T) {
+			got := mustParse(t, config)
+			if !got.Upstream.RootCAs.Equal(def.Upstream.RootCAs) || !got.Default.Upstream.RootCAs.Equal(def.Default.Upstream.RootCAs) {
+				t.Errorf("Parse(%q): root pools differ from Default()'s", config)
+			}
+			got.Path = "" // mustParse names the file
+			// The pools are built afresh for each policy; compared above.
+			got.Upstream.RootCAs, got.Default.Upstream.RootCAs = nil, nil
+			want := *def
+			want.Upstream.RootCAs = nil
+			wantDefault := *def.Default
+			wantDefault.Upstream.RootCAs = nil
+			want.Default = &wantDefault
+			if !reflect.DeepEqual(got, &want) {
+				t.Errorf("Parse(%q) =\n%+v\nwant Default() =\n%+v", config, got, &want)
+			}
+		})
 	}
 }
 
@@ -362,8 +414,10 @@ func TestListenerUpstreamForms(t *testing.T) {
 		serverName   string
 	}{
 		{"string", "[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = \"a.example:443\"\n", "a.example:443", ""},
+		{"string+server_name", "[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = \"a.example:443\"\nserver_name = \"sni.example\"\n", "a.example:443", "sni.example"},
 		{"table", "[[listener]]\nlisten = \"127.0.0.1:1\"\n[listener.upstream]\naddress = \"b.example:443\"\nserver_name = \"sni.example\"\n", "b.example:443", "sni.example"},
 		{"table+listener-server_name", "[[listener]]\nlisten = \"127.0.0.1:1\"\nserver_name = \"sni.example\"\n[listener.upstream]\naddress = \"b.example:443\"\n", "b.example:443", "sni.example"},
+		{"table+same-server_name-twice", "[[listener]]\nlisten = \"127.0.0.1:1\"\nserver_name = \"sni.example\"\n[listener.upstream]\naddress = \"b.example:443\"\nserver_name = \"sni.example\"\n", "b.example:443", "sni.example"},
 		{"inline", "[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = {address = \"c.example:443\", min_tls = \"1.3\"}\n", "c.example:443", ""},
 	}
 	for _, tt := range tests {
@@ -375,6 +429,63 @@ func TestListenerUpstreamForms(t *testing.T) {
 			}
 			if l.UpstreamTLS.ServerName != tt.serverName {
 				t.Errorf("UpstreamTLS.ServerName = %q, want %q", l.UpstreamTLS.ServerName, tt.serverName)
+			}
+			if l.UpstreamTLS.Address != "" {
+				t.Errorf("UpstreamTLS.Address = %q, want \"\" (the target is dialed)", l.UpstreamTLS.Address)
+			}
+		})
+	}
+}
+
+// A listener's upstream of neither spelling names the key, and both fixes
+// its message suggests load (STYLE 12b).
+func TestListenerUpstreamWrongType(t *testing.T) {
+	const head = "[[listener]]\nlisten = \"127.0.0.1:1\"\n"
+	for _, value := range []string{"443", "true", `["a.example:443"]`, "2026-12-05"} {
+		t.Run(value, func(t *testing.T) {
+			_, err := Parse([]byte(head+"upstream = "+value+"\n"), "config.toml")
+			want := `config.toml: listener[0].upstream: want a "host:port" string, e.g. upstream = "legacy-api.example.com:443", or a [listener.upstream] table with address = "host:port"`
+			if err == nil || err.Error() != want || !errors.Is(err, ErrSyntax) {
+				t.Errorf("upstream = %s: error = %v, want %q (ErrSyntax)", value, err, want)
+			}
+		})
+	}
+	for _, fix := range []string{"upstream = \"legacy-api.example.com:443\"\n", "[listener.upstream]\naddress = \"legacy-api.example.com:443\"\n"} {
+		if _, err := Parse([]byte(head+fix), "config.toml"); err != nil {
+			t.Errorf("the suggested fix %q does not load: %v", fix, err)
+		}
+	}
+}
+
+// The "not both" hint is added only where a listener writes upstream = ...
+// and then a [listener.upstream] table; it reads the file, not the
+// decoder's message.
+func TestListenerUpstreamRedefined(t *testing.T) {
+	const hint = `a [[listener]] names its target either as upstream = "host:port" or as address = "host:port" inside [listener.upstream], not both`
+	tests := []struct {
+		name, config string
+		hint         bool
+	}{
+		{"string-then-table", "[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = \"a:443\"\n[listener.upstream]\nca_files = []\n", true},
+		{"indented", "[[listener]]\n  listen = \"127.0.0.1:1\"\n  upstream = \"a:443\"  # target\n  [ listener.upstream ]  # settings\n  verify = true\n", true},
+		{"inline-then-table", "[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = {address = \"a:443\"}\n[listener.upstream]\nverify = true\n", true},
+		{"table-twice", "[[listener]]\nlisten = \"127.0.0.1:1\"\n[listener.upstream]\naddress = \"a:443\"\n[listener.upstream]\nverify = true\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.config), "config.toml")
+			if err == nil || !errors.Is(err, ErrSyntax) {
+				t.Fatalf("Parse error = %v, want ErrSyntax", err)
+			}
+			if got := strings.Contains(err.Error(), hint); got != tt.hint {
+				t.Errorf("error %q: has the hint = %v, want %v", err, got, tt.hint)
+			}
+			if tt.hint {
+				// The fix the hint names: the target as address in the table.
+				fixed := strings.Replace(tt.config, "upstream = ", "# upstream = ", 1)
+				if _, err := Parse([]byte(fixed+"address = \"a:443\"\n"), "config.toml"); err != nil {
+					t.Errorf("the fix does not load: %v", err)
+				}
 			}
 		})
 	}

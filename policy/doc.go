@@ -1,14 +1,17 @@
 // Package policy turns tlsbridge's TOML config into a validated, immutable
 // [*Policy] and answers, for each CONNECT, which [Rule] applies.
 //
-// Loading has three stages: the file is decoded over the built-in defaults
-// into a private mirror of the TOML (absent keys keep their defaults);
-// validation then collects every problem at once — unknown keys with a
-// hint, bad TLS versions, inverted min/max pairs, bad globs, CIDRs, ports,
-// addresses and CA files, and non-loopback listen addresses without
-// allow_clients — each as a [*KeyError] naming the file and dotted key
-// ("config.toml: rule[2].upstream.min_tls: ..."); finally the Policy is
-// built with parsed versions, compiled host matchers and root pools.
+// Loading has two stages. The file is decoded over the built-in defaults
+// into a private mirror of the TOML (absent keys keep their defaults;
+// unknown keys are reported with a hint). Then one pass builds the Policy:
+// each value is parsed once, into its typed form — TLS versions, client
+// prefixes, compiled host matchers, actions, durations, root pools, the
+// leaf key type and the CA's permitted hosts — while every problem is
+// recorded as a [*KeyError] naming the file and dotted key
+// ("config.toml: rule[2].upstream.min_tls: ..."): bad TLS versions,
+// inverted min/max pairs, bad globs, CIDRs, ports, addresses and CA files,
+// and non-loopback listen addresses without allow_clients. All of them are
+// returned at once.
 //
 // A [[rule]] matches by host glob and, optionally, port:
 //
@@ -25,10 +28,12 @@
 //
 // [rule.client], [rule.upstream] and [listener.upstream] override single
 // keys of the global [client] and [upstream]; absent keys inherit, and
-// ca_files replaces the global list (the system roots always stay). In a
-// [[listener]], "upstream" is either the target "host:port" or, because
-// TOML cannot give one key both a string and a table, the
-// [listener.upstream] table with the target in its address key. A
+// ca_files replaces the global list (the system roots always stay). A
+// [[listener]] names its target with upstream = "host:port" and the
+// verification name with server_name beside it (the contract's spelling).
+// Because TOML cannot give one key both a string and a table, a listener
+// that has a [listener.upstream] table names its target there, in the
+// address key (server_name may go there too); both spellings load. A
 // listener also takes client_tls, upstream_tls (false: a TLS front for a
 // plain backend, which needs client_tls = true), alpn (protocols to pin,
 // RFC 7301) and a [listener.client] table overriding [client].

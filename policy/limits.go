@@ -58,81 +58,86 @@ type fileAuth struct {
 	Realm     string `toml:"realm"`
 }
 
-func defaultFileLimits() fileLimits {
-	return fileLimits{
-		HandshakeTimeout: "10s",
-		UpstreamTimeout:  "15s",
-		IdleTimeout:      "5m",
-		DrainTimeout:     "5s",
+// DefaultLimits returns the [limits] of a config that does not set them,
+// the one place they are written: the file's defaults are decoded over
+// them, and a bump.Config field left zero can take its value from here.
+func DefaultLimits() Limits {
+	return Limits{
+		HandshakeTimeout: 10 * time.Second,
+		UpstreamTimeout:  15 * time.Second,
+		IdleTimeout:      5 * time.Minute,
+		DrainTimeout:     5 * time.Second,
 		MaxHeaderBytes:   64 << 10,
 		MaxConnections:   4096,
 	}
 }
 
-// durationBounds are the accepted ranges of the [limits] durations.
-var durationBounds = map[string][2]time.Duration{
-	"handshake_timeout": {100 * time.Millisecond, 5 * time.Minute},
-	"upstream_timeout":  {100 * time.Millisecond, 5 * time.Minute},
-	"idle_timeout":      {time.Second, 24 * time.Hour},
-	"drain_timeout":     {0, 10 * time.Minute},
-}
-
-// limits checks [limits].
-func (v *validator) limits(l fileLimits) {
-	for key, s := range map[string]string{
-		"handshake_timeout": l.HandshakeTimeout,
-		"upstream_timeout":  l.UpstreamTimeout,
-		"idle_timeout":      l.IdleTimeout,
-		"drain_timeout":     l.DrainTimeout,
-	} {
-		d, err := time.ParseDuration(s)
-		b := durationBounds[key]
-		switch {
-		case err != nil:
-			v.add("limits."+key, ErrInvalid, "%q is not a duration (want e.g. \"10s\", \"500ms\" or \"5m\")", s)
-		case d < b[0] || d > b[1]:
-			v.add("limits."+key, ErrInvalid, "%v is out of range (want %v to %v)", d, b[0], b[1])
-		}
-	}
-	if l.MaxHeaderBytes < 1024 || l.MaxHeaderBytes > 1<<20 {
-		v.add("limits.max_header_bytes", ErrInvalid, "%d is out of range (want 1024 to 1048576)", l.MaxHeaderBytes)
-	}
-	if l.MaxConnections < 1 {
-		v.add("limits.max_connections", ErrInvalid, "%d is out of range (want 1 or more)", l.MaxConnections)
+// defaultFileLimits spells DefaultLimits as the file does.
+func defaultFileLimits() fileLimits {
+	d := DefaultLimits()
+	return fileLimits{
+		HandshakeTimeout: d.HandshakeTimeout.String(),
+		UpstreamTimeout:  d.UpstreamTimeout.String(),
+		IdleTimeout:      d.IdleTimeout.String(),
+		DrainTimeout:     d.DrainTimeout.String(),
+		MaxHeaderBytes:   d.MaxHeaderBytes,
+		MaxConnections:   d.MaxConnections,
 	}
 }
 
-// buildLimits converts validated [limits].
-func buildLimits(l fileLimits) Limits {
-	d := func(s string) time.Duration { x, _ := time.ParseDuration(s); return x }
-	return Limits{
-		HandshakeTimeout: d(l.HandshakeTimeout),
-		UpstreamTimeout:  d(l.UpstreamTimeout),
-		IdleTimeout:      d(l.IdleTimeout),
-		DrainTimeout:     d(l.DrainTimeout),
+// limits parses [limits], each duration once, checking its range.
+func (b *builder) limits(l fileLimits) Limits {
+	lim := Limits{
+		HandshakeTimeout: b.duration("handshake_timeout", l.HandshakeTimeout, 100*time.Millisecond, 5*time.Minute),
+		UpstreamTimeout:  b.duration("upstream_timeout", l.UpstreamTimeout, 100*time.Millisecond, 5*time.Minute),
+		IdleTimeout:      b.duration("idle_timeout", l.IdleTimeout, time.Second, 24*time.Hour),
+		DrainTimeout:     b.duration("drain_timeout", l.DrainTimeout, 0, 10*time.Minute),
 		MaxHeaderBytes:   l.MaxHeaderBytes,
 		MaxConnections:   l.MaxConnections,
 	}
+	if l.MaxHeaderBytes < 1024 || l.MaxHeaderBytes > 1<<20 {
+		b.add("limits.max_header_bytes", ErrInvalid, "%d is out of range (want 1024 to 1048576)", l.MaxHeaderBytes)
+	}
+	if l.MaxConnections < 1 {
+		b.add("limits.max_connections", ErrInvalid, "%d is out of range (want 1 or more)", l.MaxConnections)
+	}
+	return lim
 }
 
-// auth checks [auth] and reads its users file.
-func (v *validator) auth(a fileAuth) map[string][]byte {
+// duration parses the [limits] duration at key, which must lie in lo..hi.
+func (b *builder) duration(key, s string, lo, hi time.Duration) time.Duration {
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		b.add("limits."+key, ErrInvalid, "%q is not a duration (want e.g. \"10s\", \"500ms\" or \"5m\")", s)
+	case d < lo || d > hi:
+		b.add("limits."+key, ErrInvalid, "%v is out of range (want %v to %v)", d, lo, hi)
+	}
+	return d
+}
+
+// auth reads [auth] and its users file.
+func (b *builder) auth(a fileAuth) Auth {
 	if a.UsersFile == "" {
 		if a.Realm != "" {
-			v.add("auth.realm", ErrInvalid, "set without auth.users_file; add users_file or remove realm")
+			b.add("auth.realm", ErrInvalid, "set without auth.users_file; add users_file or remove realm")
 		}
-		return nil
+		return Auth{}
 	}
-	path := resolvePath(v.dir, a.UsersFile)
+	path := resolvePath(b.dir, a.UsersFile)
 	users, err := readUsers(path)
 	if err != nil {
-		v.add("auth.users_file", ErrInvalid, "%q: %v", a.UsersFile, err)
-		return nil
+		b.add("auth.users_file", ErrInvalid, "%q: %v", a.UsersFile, err)
+		return Auth{}
 	}
 	if strings.ContainsAny(a.Realm, "\"\\\r\n") {
-		v.add("auth.realm", ErrInvalid, "%q must not contain quotes, backslashes or line breaks", a.Realm)
+		b.add("auth.realm", ErrInvalid, "%q must not contain quotes, backslashes or line breaks", a.Realm)
 	}
-	return users
+	realm := a.Realm
+	if realm == "" {
+		realm = "tlsbridge"
+	}
+	return Auth{UsersFile: path, Realm: realm, Users: users}
 }
 
 // readUsers parses an htpasswd file with bcrypt hashes (htpasswd -B):

@@ -36,9 +36,16 @@ func (w Warning) String() string {
 // settings has none.
 func (p *Policy) Warnings() []Warning { return slices.Clone(p.warnings) }
 
-// collectWarnings finds the settings Warnings reports. fc tells which
-// section sets a key; p holds the parsed values.
-func collectWarnings(fc *fileConfig, p *Policy) []Warning {
+// weakUpstream is what an upstream section writes itself that Warnings
+// reports: verify = false, and a min_tls (0 when the section inherits it).
+type weakUpstream struct {
+	verifyOff bool
+	minTLS    uint16
+}
+
+// warnings finds the settings Warnings reports in a policy built without
+// problems, from its parsed values and b.weak (which section writes what).
+func (b *builder) warnings(fc *fileConfig, p *Policy) []Warning {
 	w := &warner{file: p.Path}
 	for i, pfx := range p.AllowClients {
 		if pfx.Bits() != 0 {
@@ -55,21 +62,19 @@ func collectWarnings(fc *fileConfig, p *Policy) []Warning {
 		}
 	}
 
-	w.upstream("upstream", fc.Upstream, "the servers of every rule and listener that does not set it", `set it to "1.2" and lower it only in the [rule.upstream] of a server that cannot do better`)
+	w.upstream("upstream", b.weak["upstream"], "the servers of every rule and listener that does not set it", `set it to "1.2" and lower it only in the [rule.upstream] of a server that cannot do better`)
 	const later = `remove it once the server supports TLS 1.2`
-	for i, r := range fc.Rules {
-		rule := p.Rules[i]
-		if rule.Action == ActionTunnel || rule.Action == ActionDeny {
+	for _, r := range p.Rules {
+		if r.Action == ActionTunnel || r.Action == ActionDeny {
 			continue // never speaks TLS to the server
 		}
-		w.upstream(rule.Name+".upstream", r.Upstream.fileUpstream, fmt.Sprintf("the hosts of %s (%s)", rule.Name, strings.Join(rule.Hosts, ", ")), later)
+		w.upstream(r.Name+".upstream", b.weak[r.Name+".upstream"], fmt.Sprintf("the hosts of %s (%s)", r.Name, strings.Join(r.Hosts, ", ")), later)
 	}
-	for i, l := range fc.Listeners {
-		listener := p.Listeners[i]
-		if listener.PlainUpstream {
+	for _, l := range p.Listeners {
+		if l.PlainUpstream {
 			continue // upstream_tls = false: no TLS to the server
 		}
-		w.upstream(listener.Name+".upstream", l.UpstreamSettings.fileUpstream, fmt.Sprintf("%s's server %s", listener.Name, listener.Upstream), later)
+		w.upstream(l.Name+".upstream", b.weak[l.Name+".upstream"], fmt.Sprintf("%s's server %s", l.Name, l.Upstream), later)
 	}
 	return w.list
 }
@@ -84,16 +89,14 @@ func (w *warner) add(key, format string, args ...any) {
 }
 
 // upstream reports the keys of one upstream section that weaken it: set
-// holds only the keys the section writes, where names the servers they
+// holds what the section writes itself, where names the servers they
 // apply to, raise says how to get min_tls back to 1.2.
-func (w *warner) upstream(key string, set fileUpstream, where, raise string) {
-	if set.Verify != nil && !*set.Verify {
+func (w *warner) upstream(key string, set weakUpstream, where, raise string) {
+	if set.verifyOff {
 		w.add(key+".verify", "false: the certificates of %s are NOT verified, so anyone on the network path can impersonate them; remove it (and list the server's CA in ca_files if it is private)", where)
 	}
-	if set.MinTLS == nil {
-		return
-	}
-	if v, err := ParseTLSVersion(*set.MinTLS); err == nil && v < tls.VersionTLS12 {
-		w.add(key+".min_tls", "%q lets tlsbridge speak TLS %s to %s, the outdated TLS it exists to keep away from servers; %s", *set.MinTLS, *set.MinTLS, where, raise)
+	if set.minTLS != 0 && set.minTLS < tls.VersionTLS12 {
+		v := TLSVersionName(set.minTLS)
+		w.add(key+".min_tls", "%q lets tlsbridge speak TLS %s to %s, the outdated TLS it exists to keep away from servers; %s", v, v, where, raise)
 	}
 }
