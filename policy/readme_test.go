@@ -1,10 +1,13 @@
 package policy
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -77,4 +80,48 @@ func acceptedKeys(t reflect.Type, prefix string) []string {
 		}
 	}
 	return slices.Compact(keys)
+}
+
+// The example configs users copy from (examples/*/config.toml, with their
+// @..._PORT@ placeholders filled in) and docs/listeners.md's tlsbridge
+// blocks load, so both spellings of a listener's upstream keep working.
+func TestExampleConfigsLoad(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "examples", "*", "config.toml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples/*/config.toml (%v)", err)
+	}
+	placeholder := regexp.MustCompile(`@[A-Z0-9_]+@`)
+	configs := make(map[string]string)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := 20000
+		configs[f] = placeholder.ReplaceAllStringFunc(string(data), func(string) string { port++; return strconv.Itoa(port) })
+	}
+	docs, err := os.ReadFile(filepath.Join("..", "docs", "listeners.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, block := range strings.Split(string(docs), "```toml\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		configs[fmt.Sprintf("docs/listeners.md block %d", i)] = block
+	}
+	pemName := regexp.MustCompile(`"([A-Za-z0-9_.-]+\.pem)"`)
+	for name, config := range configs {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			// Every PEM file the config names, as a fresh CA certificate.
+			for _, m := range pemName.FindAllStringSubmatch(config, -1) {
+				writeCAPEM(t, dir, m[1])
+			}
+			if err := os.WriteFile(filepath.Join(dir, "users.htpasswd"), []byte("alice:"+aliceHash+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Parse([]byte(config), filepath.Join(dir, "config.toml")); err != nil {
+				t.Errorf("%s does not load:\n%v", name, err)
+			}
+		})
+	}
 }
