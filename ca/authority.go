@@ -83,7 +83,7 @@ func loadError(dir string, err error) error {
 		if errors.As(err, &pe) {
 			name = pe.Path
 		}
-		return fmt.Errorf("load CA from %s: %s is missing: %w (run `tlsbridge ca init`, or `tlsbridge ca import CERT KEY`)", dir, name, ErrCANotFound)
+		return fmt.Errorf("load CA from %s: %s is missing: %w", dir, name, ErrCANotFound)
 	}
 	return fmt.Errorf("load CA from %s: %w", dir, err)
 }
@@ -220,7 +220,7 @@ func (a *Authority) Save(dir string, force bool) error {
 	if !force {
 		for _, p := range []string{keyPath, certPath} {
 			if exists(p) {
-				return fmt.Errorf("save CA to %s: %s: %w (use `tlsbridge ca init -force` to replace it)", dir, p, ErrCAExists)
+				return fmt.Errorf("save CA to %s: %s: %w", dir, p, ErrCAExists)
 			}
 		}
 	}

@@ -57,6 +57,28 @@ var (
 	// was attempted and did not take effect.
 	ErrStoreFailed = errors.New("trust store update failed")
 
+	// ErrNeedsAdmin means changing a trust store needs rights the process
+	// does not have: root on Linux and macOS, an elevated (Run as
+	// administrator) process on Windows. It comes with ErrStoreUnavailable;
+	// the caller knows how to ask for the rights (sudo, an elevated prompt).
+	ErrNeedsAdmin = errors.New("needs administrator rights")
+
+	// ErrNoSystemStore means tlsbridge knows no system trust store on this
+	// OS or distribution. It comes with ErrStoreUnavailable; the CA can
+	// still be exported and added by hand.
+	ErrNoSystemStore = errors.New("no known system trust store")
+
+	// ErrTrustedNowhere means Install, asked for every store, could use
+	// none of them. It comes with ErrStoreUnavailable; each StoreResult
+	// says why its store was skipped.
+	ErrTrustedNowhere = errors.New("trusted in no store")
+
+	// ErrTrustedElsewhere means Uninstall removed the CA's entry from a
+	// store but the store still trusts the CA through another entry, such
+	// as the copy Debian's ca-certificates-java makes in Java's cacerts from
+	// the system store. It comes with ErrStoreFailed.
+	ErrTrustedElsewhere = errors.New("still trusted through another entry")
+
 	// ErrUnsafePermissions means other users can read the CA key or
 	// replace the CA files (see CheckPermissions).
 	ErrUnsafePermissions = errors.New("CA files are not protected from other users")

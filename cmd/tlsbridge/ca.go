@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -162,7 +163,10 @@ func loadCA(cf commonFlags) (*ca.Authority, error) {
 	}
 	a, err := ca.Load(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%w (create it with: tlsbridge ca init -ca-dir %s)", err, dir)
+		if errors.Is(err, ca.ErrCANotFound) {
+			return nil, fmt.Errorf("%w (create it with: tlsbridge ca init -ca-dir %s, or use your own: tlsbridge ca import -ca-dir %[2]s CERT KEY)", err, quoteArg(dir))
+		}
+		return nil, fmt.Errorf("%w (fix it, or replace the CA with: tlsbridge ca init -force -ca-dir %s)", err, quoteArg(dir))
 	}
 	return a, nil
 }

@@ -67,9 +67,13 @@ func runTrustOp(verb string, args []string, stdout, stderr io.Writer, op func(*c
 	}
 	fmt.Fprintf(stdout, "CA %q (%s)\n", a.Cert.Subject.CommonName, a.CertPath())
 	res, err := op(a, opts)
-	printResults(stdout, res)
+	printResults(stdout, res, func(r ca.StoreResult) string { return storeHint(verb, a.Dir, r) })
 	if err != nil {
-		return fmt.Errorf("%w\nfix the stores above, then run tlsbridge ca %s %s again", err, verb, storesArg(tf.stores))
+		again := fmt.Sprintf("fix the stores above, then run tlsbridge ca %s %s again", verb, storesArg(tf.stores))
+		if errors.Is(err, ca.ErrTrustedNowhere) {
+			again = "fix one of the stores above, or name the stores with -stores, then run tlsbridge ca " + verb + " again"
+		}
+		return fmt.Errorf("%w\n%s", err, again)
 	}
 	if done != "" {
 		fmt.Fprintln(stdout, done)
@@ -84,7 +88,9 @@ func storesArg(s string) string {
 	return "-stores " + s
 }
 
-func printResults(w io.Writer, res []ca.StoreResult) {
+// printResults prints one line per store, then its reason and, if hint
+// has one, the command that fixes it.
+func printResults(w io.Writer, res []ca.StoreResult, hint func(ca.StoreResult) string) {
 	for _, r := range res {
 		fmt.Fprintf(w, "  %-7s %s", r.Store, r.Outcome)
 		if r.Where != "" {
@@ -94,7 +100,36 @@ func printResults(w io.Writer, res []ca.StoreResult) {
 		if r.Err != nil {
 			fmt.Fprintf(w, "          %s\n", r.Err)
 		}
+		if h := hint(r); h != "" {
+			fmt.Fprintf(w, "          %s\n", h)
+		}
 	}
+}
+
+// storeHint is the tlsbridge command that fixes a store's problem, for the
+// reasons the ca package can only name (ca returns sentinels, cmd knows its
+// own command line). The CA directory is spelled out: under sudo, $HOME and
+// so the default directory may be root's.
+func storeHint(verb, dir string, r ca.StoreResult) string {
+	switch {
+	case r.Err == nil:
+		return ""
+	case errors.Is(r.Err, ca.ErrNeedsAdmin):
+		return "run " + asAdmin(fmt.Sprintf("tlsbridge ca %s -ca-dir %s -stores %s", verb, quoteArg(dir), r.Store))
+	case errors.Is(r.Err, ca.ErrNoSystemStore):
+		return "add the CA by hand: tlsbridge ca export -ca-dir " + quoteArg(dir) + " -out tlsbridge-ca.pem (see docs/trust.md)"
+	case errors.Is(r.Err, ca.ErrTrustedElsewhere) && r.Store == ca.StoreJava:
+		return "run " + asAdmin("tlsbridge ca uninstall -ca-dir "+quoteArg(dir)+" -stores system,java")
+	}
+	return ""
+}
+
+// quoteArg quotes a path for the hint if a shell would split it.
+func quoteArg(s string) string {
+	if strings.ContainsAny(s, " \t'\"$&;|()<>*?") {
+		return fmt.Sprintf("%q", s)
+	}
+	return s
 }
 
 // runCAImport is "tlsbridge ca import CERT KEY": use an existing CA (a

@@ -370,3 +370,37 @@ func TestRunAdminListener(t *testing.T) {
 		t.Errorf("admin /metrics lacks %s and the mint histogram (err %v):\n%s", series, err, m)
 	}
 }
+
+// TestStoreHint: the ca package names no tlsbridge command; the command
+// line adds the one that fixes each kind of store problem, with the CA
+// directory spelled out (under sudo the default one may be root's).
+func TestStoreHint(t *testing.T) {
+	dir := "/home/alice/.local/share/tlsbridge"
+	tests := []struct {
+		verb string
+		r    ca.StoreResult
+		want string // "" for no hint
+	}{
+		{"install", ca.StoreResult{Store: ca.StoreSystem, Outcome: ca.Skipped,
+			Err: fmt.Errorf("writing /usr/local/share/ca-certificates needs root: %w: %w", ca.ErrNeedsAdmin, ca.ErrStoreUnavailable)},
+			asAdmin("tlsbridge ca install -ca-dir " + dir + " -stores system")},
+		{"uninstall", ca.StoreResult{Store: ca.StoreJava, Outcome: ca.Failed,
+			Err: fmt.Errorf("removed: %w (%w)", ca.ErrStoreFailed, ca.ErrTrustedElsewhere)},
+			asAdmin("tlsbridge ca uninstall -ca-dir " + dir + " -stores system,java")},
+		{"install", ca.StoreResult{Store: ca.StoreSystem, Outcome: ca.Skipped,
+			Err: fmt.Errorf("%w: %w", ca.ErrNoSystemStore, ca.ErrStoreUnavailable)},
+			"tlsbridge ca export -ca-dir " + dir + " -out tlsbridge-ca.pem"},
+		{"install", ca.StoreResult{Store: ca.StoreNSS, Outcome: ca.Skipped,
+			Err: fmt.Errorf("certutil not found: %w (apt-get install libnss3-tools)", ca.ErrStoreUnavailable)}, ""},
+		{"install", ca.StoreResult{Store: ca.StoreNSS, Outcome: ca.Installed}, ""},
+	}
+	for _, tt := range tests {
+		got := storeHint(tt.verb, dir, tt.r)
+		if tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
+			t.Errorf("storeHint(%s, %v) = %q, want %q", tt.verb, tt.r, got, tt.want)
+		}
+	}
+	if got := storeHint("install", "/tmp/my ca", tests[0].r); !strings.Contains(got, `-ca-dir "/tmp/my ca"`) {
+		t.Errorf("storeHint with a space in the directory = %q, want it quoted", got)
+	}
+}

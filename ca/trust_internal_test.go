@@ -1,8 +1,6 @@
 package ca
 
 import (
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"os"
 	"os/exec"
@@ -45,6 +43,15 @@ func TestParseStores(t *testing.T) {
 	}
 }
 
+// skipTest is one store that Install must skip, with the reason it gives.
+type skipTest struct {
+	name   string
+	store  Store
+	env    func(*trustEnv)
+	want   string // in the skip reason
+	wantIs error  // wrapped by the skip reason, if not nil
+}
+
 func testAuthority(t *testing.T) *Authority {
 	t.Helper()
 	a, err := Create(t.TempDir(), Options{Key: KeyECDSAP256}, false)
@@ -54,49 +61,34 @@ func testAuthority(t *testing.T) *Authority {
 	return a
 }
 
-// emptyEnv has no tools, no Java, no HOME and is not root.
+// emptyEnv has no tools, no Java, no HOME and is not root; its system
+// store must not be touched (emptySystemEnv in trust_<goos>_test.go).
 func emptyEnv() *trustEnv {
 	return &trustEnv{
 		getenv:   func(string) string { return "" },
 		lookPath: func(f string) (string, error) { return "", exec.ErrNotFound },
-		euid:     1000,
 		command: func(name string, args ...string) ([]byte, error) {
 			return nil, errors.New("no commands in this test")
 		},
-		systemFile: "/nonexistent/%s.crt",
-		systemCmd:  []string{"update-ca-certificates"},
-		systemInstall: func(*x509.Certificate) error {
-			return errors.New("system store must not be touched")
-		},
-		systemUninstall: func(*x509.Certificate) error {
-			return errors.New("system store must not be touched")
-		},
+		sys: emptySystemEnv(),
 	}
 }
 
 func TestInstallSkipsWithReason(t *testing.T) {
 	a := testAuthority(t)
-	tests := []struct {
-		name  string
-		store Store
-		env   func(*trustEnv)
-		want  string // in the skip reason
-	}{
-		{"system/no-update-command", StoreSystem, nil, "apt-get install ca-certificates"},
-		{"system/not-root", StoreSystem, func(e *trustEnv) { e.lookPath = exec.LookPath }, "sudo tlsbridge ca install -stores system"},
-		{"system/unknown-layout", StoreSystem, func(e *trustEnv) { e.systemFile = "" }, "no known system trust store layout"},
-		{"nss/no-certutil", StoreNSS, nil, "apt-get install libnss3-tools"},
+	tests := append(systemSkipTests(t), []skipTest{
+		{"nss/no-certutil", StoreNSS, nil, certutilHelp, nil},
 		{"nss/no-database", StoreNSS, func(e *trustEnv) {
 			e.lookPath = func(string) (string, error) { return "/usr/bin/certutil", nil }
 			home := t.TempDir()
 			e.getenv = func(k string) string { return map[string]string{"HOME": home}[k] }
-		}, "certutil -d sql:"},
-		{"java/nothing", StoreJava, nil, "JAVA_HOME is not set and there is no java on PATH"},
+		}, "certutil -d sql:", nil},
+		{"java/nothing", StoreJava, nil, "JAVA_HOME is not set and there is no java on PATH", nil},
 		{"java/home-without-keytool", StoreJava, func(e *trustEnv) {
 			home := t.TempDir()
 			e.getenv = func(k string) string { return map[string]string{"JAVA_HOME": home}[k] }
-		}, "no keytool in"},
-	}
+		}, "no keytool in", nil},
+	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := emptyEnv()
@@ -110,6 +102,14 @@ func TestInstallSkipsWithReason(t *testing.T) {
 			if !errors.Is(res[0].Err, ErrStoreUnavailable) || !strings.Contains(res[0].Err.Error(), tt.want) {
 				t.Errorf("skip reason = %v, want ErrStoreUnavailable mentioning %q", res[0].Err, tt.want)
 			}
+			if tt.wantIs != nil && !errors.Is(res[0].Err, tt.wantIs) {
+				t.Errorf("skip reason = %v, want it to wrap %v", res[0].Err, tt.wantIs)
+			}
+			// The command line adds how to run tlsbridge again; the
+			// library names no tlsbridge command (issue 12).
+			if strings.Contains(res[0].Err.Error(), "tlsbridge ") {
+				t.Errorf("skip reason = %v, names a tlsbridge command", res[0].Err)
+			}
 			// Named explicitly, so a skip is a failure of the command.
 			if !errors.Is(err, ErrStoreUnavailable) {
 				t.Errorf("install error = %v, want ErrStoreUnavailable", err)
@@ -122,8 +122,8 @@ func TestInstallSkipsWithReason(t *testing.T) {
 		if len(res) != 3 || anyOutcome(res, Installed, AlreadyInstalled, Failed) {
 			t.Errorf("install = %v, want three skips", res)
 		}
-		if err == nil || !strings.Contains(err.Error(), "trusted in no store") {
-			t.Errorf("install error = %v, want \"trusted in no store\"", err)
+		if err == nil || !strings.Contains(err.Error(), "trusted in no store") || !errors.Is(err, ErrTrustedNowhere) {
+			t.Errorf("install error = %v, want \"trusted in no store\" (ErrTrustedNowhere)", err)
 		}
 	})
 	t.Run("all-stores/uninstall-skips-are-fine", func(t *testing.T) {
@@ -133,97 +133,16 @@ func TestInstallSkipsWithReason(t *testing.T) {
 	})
 }
 
-// fakeSystem is a system store in a temp dir: install writes the anchor
-// and rebuilds the bundle from the anchors, like update-ca-certificates.
-type fakeSystem struct {
-	dir, bundle string
-	silent      bool // report success without doing anything, like truststore can
-}
-
-func newFakeSystem(t *testing.T, env *trustEnv) *fakeSystem {
-	f := &fakeSystem{dir: t.TempDir()}
-	f.bundle = filepath.Join(t.TempDir(), "ca-certificates.crt")
-	if err := os.WriteFile(f.bundle, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	env.systemFile = filepath.Join(f.dir, "%s.crt")
-	env.bundles = []string{f.bundle}
-	env.euid = 0
-	env.lookPath = func(string) (string, error) { return "/usr/sbin/update-ca-certificates", nil }
-	env.systemInstall = func(c *x509.Certificate) error {
-		if f.silent {
-			return nil
-		}
-		name := fmtAnchor(env, c)
-		if err := os.WriteFile(name, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}), 0o644); err != nil {
-			return err
-		}
-		return f.rebuild()
-	}
-	env.systemUninstall = func(c *x509.Certificate) error {
-		if err := os.Remove(fmtAnchor(env, c)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		return f.rebuild()
-	}
-	return f
-}
-
-func fmtAnchor(env *trustEnv, c *x509.Certificate) string {
-	st, err := env.openSystem(c, false)
-	if err != nil {
-		panic(err)
-	}
-	return st.where()
-}
-
-func (f *fakeSystem) rebuild() error {
-	files, _ := filepath.Glob(filepath.Join(f.dir, "*.crt"))
-	var all []byte
-	for _, p := range files {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		all = append(all, b...)
-	}
-	return os.WriteFile(f.bundle, all, 0o644)
-}
-
-func TestSystemStoreLifecycle(t *testing.T) {
-	a := testAuthority(t)
-	env := emptyEnv()
-	f := newFakeSystem(t, env)
-	storeLifecycle(t, env, a, testAuthority(t), StoreSystem, filepath.Join(f.dir, trustNameFile(a)))
-}
-
-func trustNameFile(a *Authority) string {
-	return strings.ReplaceAll(trustName(a.Cert), " ", "_") + ".crt"
-}
-
-// truststore returns nil from Install when it did nothing; Install must
-// notice and say so.
-func TestSystemStoreSilentSuccessIsAFailure(t *testing.T) {
-	a := testAuthority(t)
-	env := emptyEnv()
-	newFakeSystem(t, env).silent = true
-	res, err := a.installWith(env, TrustOptions{Stores: []Store{StoreSystem}})
-	if len(res) != 1 || res[0].Outcome != Failed || !errors.Is(err, ErrStoreFailed) {
-		t.Errorf("install with a store that ignores it = %v, %v, want Failed and ErrStoreFailed", res, err)
-	}
-}
-
 // realToolEnv is emptyEnv with the real PATH and commands, but HOME and
 // JAVA_HOME pointing into the test's temp dirs, and the system store faked.
 func realToolEnv(t *testing.T, vars map[string]string) *trustEnv {
 	env := emptyEnv()
-	newFakeSystem(t, env)
 	env.lookPath = exec.LookPath
 	env.getenv = func(k string) string { return vars[k] }
 	env.command = func(name string, args ...string) ([]byte, error) {
 		return exec.Command(name, args...).CombinedOutput()
 	}
-	env.euid = os.Geteuid()
+	env.admin = isAdmin()
 	return env
 }
 

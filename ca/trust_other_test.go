@@ -1,0 +1,11 @@
+//go:build !linux
+
+package ca
+
+import "testing"
+
+func emptySystemEnv() systemEnv { return systemEnv{} }
+
+func systemSkipTests(*testing.T) []skipTest {
+	return []skipTest{{"system/unsupported", StoreSystem, nil, "knows no system store", ErrNoSystemStore}}
+}
