@@ -82,7 +82,7 @@ func TestAutoUpstreamDownAnswersConnect(t *testing.T) {
 
 func TestAutoUpstreamTimeoutAnswers504(t *testing.T) {
 	p := startProxy(t, pinRule("slow.test", "auto", "192.0.2.1:443"), func(c *Config) {
-		c.DialTimeout = 200 * time.Millisecond
+		c.Policy.Limits.UpstreamTimeout = 200 * time.Millisecond
 		c.Dial = func(ctx context.Context, _, _ string) (net.Conn, error) {
 			<-ctx.Done()
 			return nil, ctx.Err()

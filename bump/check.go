@@ -100,30 +100,32 @@ func CheckWith(ctx context.Context, pol *policy.Policy, host string, port int, o
 		}
 		return r
 	}
-	rule, dial := r.Rule, opts.Dial
+	rule, dial := r.Rule, dialFunc(opts.Dial)
 	if dial == nil {
-		d := &net.Dialer{Timeout: 10 * time.Second}
-		dial = d.DialContext
+		dial = (&net.Dialer{}).DialContext
 	}
-	r.Addr, r.ServerName = upstreamTarget(rule, host, port)
+	// The proxy's target, dial and handshake (dial.go), bounded by the
+	// same [limits] upstream_timeout.
+	t := target{rule: rule, host: host, port: port, tls: newUpstreamBase(rule.Upstream)}
+	t.addr, t.name = upstreamTarget(rule, host, port)
+	r.Addr, r.ServerName = t.addr, t.name
 	handshake := func(minV, maxV uint16, suites []uint16) (*tls.ConnectionState, error) {
-		cfg := newUpstreamBase(rule.Upstream)
-		cfg.MinVersion, cfg.MaxVersion, cfg.ServerName = minV, maxV, r.ServerName
+		cfg := t.tls.Clone()
+		cfg.MinVersion, cfg.MaxVersion = minV, maxV
 		if suites != nil {
 			cfg.CipherSuites = suites
 		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, pol.Limits.UpstreamTimeout)
 		defer cancel()
-		raw, err := dial(cctx, "tcp", r.Addr)
+		raw, err := dialTarget(cctx, dial, t)
 		if err != nil {
-			return nil, &upstreamError{stage: "dial", host: host, addr: r.Addr, name: r.ServerName, rule: rule, err: err}
+			return nil, err
 		}
-		defer raw.Close()
-		tc := tls.Client(raw, cfg)
-		if err := tc.HandshakeContext(cctx); err != nil {
-			return nil, &upstreamError{stage: "handshake", host: host, addr: r.Addr, name: r.ServerName, rule: rule,
-				offers: [2]uint16{minV, maxV}, err: err}
+		tc, err := handshakeTarget(cctx, raw, t, cfg, nil)
+		if err != nil {
+			return nil, err
 		}
+		defer tc.Close()
 		cs := tc.ConnectionState()
 		return &cs, nil
 	}
@@ -210,10 +212,8 @@ func (r *CheckReport) WriteTo(w io.Writer) (int64, error) {
 	case r.Status != 0:
 		fmt.Fprintf(&b, "a TLS 1.0 app would be refused with %d: %s\n", r.Status, r.Reason)
 	case r.tunnelled() && r.dialFailed():
-		var ue *upstreamError
-		errors.As(r.Err, &ue)
-		status, cause, fix := ue.explain()
-		fmt.Fprintf(&b, "a TLS 1.0 app would get %d on its CONNECT:\n  %s\n  fix: %s\n", status, cause, fix)
+		v := classify(r.Err, nil, 0)
+		fmt.Fprintf(&b, "a TLS 1.0 app would get %d on its CONNECT:\n  %s\n  fix: %s\n", v.status, v.cause, v.fix)
 	case r.tunnelled():
 		b.WriteString("a TLS 1.0 app would be tunnelled untouched and needs the server to accept TLS 1.0 itself")
 		fmt.Fprintf(&b, " (it %s)\n", map[bool]string{true: "does", false: "does not"}[r.Versions[tls.VersionTLS10]])
@@ -222,7 +222,8 @@ func (r *CheckReport) WriteTo(w io.Writer) (int64, error) {
 	default:
 		var ue *upstreamError
 		if errors.As(r.Err, &ue) {
-			status, cause, fix := ue.explain()
+			v := ue.verdict()
+			status, cause, fix := v.status, v.cause, v.fix
 			where := "inside its TLS connection"
 			if ue.stage == "dial" && r.Rule.Action == policy.ActionAuto {
 				where = "on its CONNECT" // auto dials before answering 200

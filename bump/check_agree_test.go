@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -88,6 +89,58 @@ func TestCheckAgreesWithProxy(t *testing.T) {
 			got := appGets(p, tt.target, tls.VersionTLS10, o.ca, tls10.ca)
 			if got != tt.through {
 				t.Errorf("proxy: a TLS 1.0 app got through = %v, want %v", got, tt.through)
+			}
+		})
+	}
+}
+
+// Issue 12: one dial path and one classifier. For origins that fail in
+// different ways, the cause and fix `check` prints are, word for word, the
+// ones in the 502/504 body the proxy gives a TLS 1.0 app.
+func TestCheckSameVerdictAsProxy(t *testing.T) {
+	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
+	old := newOrigin(t, tls.VersionTLS10, tls.VersionTLS11)
+	down := closedAddr(t)
+	config := "[upstream]\nca_files = [" + fmt.Sprintf("%q, %q", o.caFile, old.caFile) + "]\n" +
+		pinRule("wrong-name.test", "bump", o.addr, `server_name = "other.test"`) +
+		pinRule("untrusted.test", "bump", o.addr, originName, `ca_files = []`) +
+		pinRule("old.test", "bump", old.addr, originName) +
+		pinRule("down.test", "bump", down)
+	p := startProxy(t, config)
+	pol := p.srv.Policy()
+	client := p.legacyClient(t, clientOpts{version: tls.VersionTLS10})
+	for _, tt := range []struct {
+		host   string
+		status int
+		reason string
+	}{
+		{"wrong-name.test", 502, reasonHostname},
+		{"untrusted.test", 502, reasonUnknownAuthority},
+		{"old.test", 502, reasonProtocolVersion},
+		{"down.test", 502, reasonDialRefused},
+	} {
+		t.Run(tt.host, func(t *testing.T) {
+			r := CheckWith(context.Background(), pol, tt.host, 443, CheckOptions{})
+			if r.Err == nil {
+				t.Fatalf("check: no error for %s", tt.host)
+			}
+			v := classify(r.Err, nil, 0)
+			if v.status != tt.status || v.reason != tt.reason {
+				t.Errorf("check: status %d reason %q, want %d %q (%v)", v.status, v.reason, tt.status, tt.reason, r.Err)
+			}
+			resp, err := client.Get("https://" + tt.host + "/")
+			if err != nil {
+				t.Fatalf("proxy: GET: %v", err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Errorf("proxy: status %d, want %d: %s", resp.StatusCode, tt.status, body)
+			}
+			for _, line := range []string{"What failed: " + v.cause, "How to fix: " + v.fix} {
+				if !strings.Contains(string(body), line) {
+					t.Errorf("proxy's body lacks check's line\n  %s\nbody:\n%s", line, body)
+				}
 			}
 		})
 	}

@@ -17,9 +17,6 @@ import (
 	"github.com/tlsbridge/tlsbridge/policy"
 )
 
-// ErrClosed is returned by Serve after Close.
-var ErrClosed = errors.New("bump: server closed")
-
 // TLS alert codes (RFC 5246 7.2, RFC 8446 6) that tlsbridge explains.
 const (
 	alertBadRecordMAC       = 20
@@ -77,12 +74,36 @@ func (e *upstreamError) Error() string {
 
 func (e *upstreamError) Unwrap() error { return e.err }
 
-// explain turns an upstream failure into an HTTP status, a one-line cause and
-// a fix, classified with errors.As on the library's error types. Every
-// config key a fix names is one the loader accepts where the fix says, for
-// the kind of rule that failed (see setUpstream; TestHintsLoad applies each
-// fix to a config and loads it).
-func (e *upstreamError) explain() (status int, cause, fix string) {
+// verdict is everything tlsbridge says about one failure, decided in one
+// place (classify): the reason label of tlsbridge_handshake_failures_total;
+// for an upstream failure the status, cause and fix of the 502/504 the app
+// reads (and the log line); for an app-facing one the hint of the log line.
+type verdict struct {
+	reason     string
+	status     int
+	cause, fix string
+	hint       string
+}
+
+// classify is the one classifier of failed dials and handshakes, on both
+// sides: errors.Is/As on the types the standard library and tlsbridge
+// return, never the text of an error (the alert codes of crypto/tls, which
+// has no exported type for them, are read in tlsAlert, with a test that
+// fails when Go changes the text). hello is the app's ClientHello when it
+// was read; leafKey the [ca] leaf_key in force (0 for auto).
+func classify(err error, hello *clientHello, leafKey ca.KeyType) verdict {
+	var ue *upstreamError
+	if errors.As(err, &ue) {
+		return ue.verdict()
+	}
+	return appVerdict(err, hello, leafKey)
+}
+
+// verdict classifies an upstream failure. Every config key a fix names is
+// one the loader accepts where the fix says, for the kind of rule that
+// failed (see setUpstream; TestHintsLoad applies each fix to a config and
+// loads it).
+func (e *upstreamError) verdict() verdict {
 	ruleKey := upstreamSection(e.rule)
 	var (
 		dnsErr    *net.DNSError
@@ -91,71 +112,108 @@ func (e *upstreamError) explain() (status int, cause, fix string) {
 		invalid   x509.CertificateInvalidError
 		verifyErr *tls.CertificateVerificationError
 	)
+	bad := func(reason, cause, fix string) verdict {
+		return verdict{reason: reason, status: http.StatusBadGateway, cause: cause, fix: fix}
+	}
 	switch {
 	case errors.As(e.err, &dnsErr):
-		cause = fmt.Sprintf("tlsbridge could not resolve the host name %q: %v.", dnsErr.Name, dnsErr.Err)
+		cause := fmt.Sprintf("tlsbridge could not resolve the host name %q: %v.", dnsErr.Name, dnsErr.Err)
 		if where := e.targetKey(); where != "" {
-			return http.StatusBadGateway, cause,
-				fmt.Sprintf("The name does not resolve from this host: %s with a name that resolves, or an IP address.", where)
+			return bad(reasonDNS, cause, fmt.Sprintf("The name does not resolve from this host: %s with a name that resolves, or an IP address.", where))
 		}
-		return http.StatusBadGateway, cause,
-			fmt.Sprintf("Check the host name the app uses, or pin the server's address: %s.", e.setUpstream("address", `"IP:PORT"`, true))
+		return bad(reasonDNS, cause, fmt.Sprintf("Check the host name the app uses, or pin the server's address: %s.", e.setUpstream("address", `"IP:PORT"`, true)))
 	case errors.Is(e.err, context.DeadlineExceeded) || isTimeout(e.err):
-		return http.StatusGatewayTimeout,
-			fmt.Sprintf("The server %s did not %s in time.", e.addr, e.stageDone()),
-			"Check that the server is reachable from this host and answers TLS on that port."
+		return verdict{reason: reasonTimeout, status: http.StatusGatewayTimeout,
+			cause: fmt.Sprintf("The server %s did not %s in time.", e.addr, e.stageDone()),
+			fix:   "Check that the server is reachable from this host and answers TLS on that port."}
 	case errors.Is(e.err, errLoop):
-		cause = fmt.Sprintf("%s resolves to tlsbridge's own listener %s; forwarding there would loop.", e.host, e.addr)
+		v := verdict{reason: reasonOther, status: http.StatusLoopDetected,
+			cause: fmt.Sprintf("%s resolves to tlsbridge's own listener %s; forwarding there would loop.", e.host, e.addr)}
 		if where := e.targetKey(); where != "" {
-			return http.StatusLoopDetected, cause, fmt.Sprintf("Point it at the real server: %s.", where)
+			v.fix = fmt.Sprintf("Point it at the real server: %s.", where)
+		} else {
+			v.fix = fmt.Sprintf("Point the app at the real server, or pin the real server's address: %s.", e.setUpstream("address", `"IP:PORT"`, true))
 		}
-		return http.StatusLoopDetected, cause,
-			fmt.Sprintf("Point the app at the real server, or pin the real server's address: %s.", e.setUpstream("address", `"IP:PORT"`, true))
-	case e.stage == "dial":
-		cause = fmt.Sprintf("tlsbridge could not connect to %s: %v.", e.addr, e.err)
-		if where := e.targetKey(); where != "" {
-			return http.StatusBadGateway, cause,
-				fmt.Sprintf("Check that the server at %s is up and listening, or %s.", e.addr, where)
-		}
-		return http.StatusBadGateway, cause,
-			fmt.Sprintf("Check that the server is up and the port is right, or pin its address: %s.", e.setUpstream("address", `"IP:PORT"`, true))
+		return v
+	// Certificate failures before the dial branch: a plain-HTTP forward
+	// of an https:// URI reports its handshake as part of its dial.
 	case errors.As(e.err, &unknownCA):
 		issuer := "an unknown issuer"
 		if unknownCA.Cert != nil {
 			issuer = fmt.Sprintf("%q", unknownCA.Cert.Issuer.String())
 		}
-		return http.StatusBadGateway,
+		return bad(reasonUnknownAuthority,
 			fmt.Sprintf("The certificate of %s is signed by an unknown authority (issuer %s): it does not chain to the system roots or to any file in ca_files.", e.name, issuer),
-			fmt.Sprintf("Add the PEM file of the CA that issued it: %s.", e.addCAFile())
+			fmt.Sprintf("Add the PEM file of the CA that issued it: %s.", e.addCAFile()))
 	case errors.As(e.err, &hostErr):
-		cause = fmt.Sprintf("The certificate of %s is not valid for the name %q: %v.", e.addr, e.name, hostErr.Error())
-		if hostErr.Certificate == nil || len(hostErr.Certificate.DNSNames) == 0 {
-			return http.StatusBadGateway, cause,
-				"Connect to a name the certificate carries, or have the server's certificate reissued for this name."
+		if hostErr.Certificate == nil { // x509.HostnameError.Error needs it
+			return bad(reasonHostname, fmt.Sprintf("The certificate of %s is not valid for the name %q.", e.addr, e.name),
+				"Connect to a name the certificate carries, or have the server's certificate reissued for this name.")
 		}
-		return http.StatusBadGateway, cause,
-			fmt.Sprintf("Connect to a name the certificate carries, or verify it as one: %s.", e.setUpstream("server_name", fmt.Sprintf("%q", hostErr.Certificate.DNSNames[0]), true))
+		cause := fmt.Sprintf("The certificate of %s is not valid for the name %q: %v.", e.addr, e.name, hostErr.Error())
+		if len(hostErr.Certificate.DNSNames) == 0 {
+			return bad(reasonHostname, cause, "Connect to a name the certificate carries, or have the server's certificate reissued for this name.")
+		}
+		return bad(reasonHostname, cause,
+			fmt.Sprintf("Connect to a name the certificate carries, or verify it as one: %s.", e.setUpstream("server_name", fmt.Sprintf("%q", hostErr.Certificate.DNSNames[0]), true)))
 	case errors.As(e.err, &invalid):
-		return http.StatusBadGateway,
+		reason := reasonBadCertificate
+		if invalid.Reason == x509.Expired {
+			reason = reasonExpired
+		}
+		return bad(reason,
 			fmt.Sprintf("The certificate of %s was rejected: %v.", e.name, invalid.Error()),
-			fmt.Sprintf("Renew or fix the server's certificate; if you must accept it as is, for this host only: %s.", e.setUpstream("verify", "false", true))
+			fmt.Sprintf("Renew or fix the server's certificate; if you must accept it as is, for this host only: %s.", e.setUpstream("verify", "false", true)))
 	case errors.As(e.err, &verifyErr):
-		return http.StatusBadGateway,
+		return bad(reasonBadCertificate,
 			fmt.Sprintf("The certificate of %s failed verification: %v.", e.name, verifyErr.Err),
-			fmt.Sprintf("Add the PEM file of the issuing CA: %s.", e.addCAFile())
-	case e.stage != "dial" && e.stage != "handshake":
-		return http.StatusBadGateway,
+			fmt.Sprintf("Add the PEM file of the issuing CA: %s.", e.addCAFile()))
+	case e.stage == "dial":
+		reason := reasonOther
+		if errors.Is(e.err, syscall.ECONNREFUSED) {
+			reason = reasonDialRefused
+		}
+		cause := fmt.Sprintf("tlsbridge could not connect to %s: %v.", e.addr, e.err)
+		if where := e.targetKey(); where != "" {
+			return bad(reason, cause, fmt.Sprintf("Check that the server at %s is up and listening, or %s.", e.addr, where))
+		}
+		return bad(reason, cause, fmt.Sprintf("Check that the server is up and the port is right, or pin its address: %s.", e.setUpstream("address", `"IP:PORT"`, true)))
+	case e.stage != "handshake":
+		return bad(closedOr(e.err, reasonOther),
 			fmt.Sprintf("The connection to %s failed during the %s: %v.", e.server(), e.stage, e.err),
-			"The server closed or reset the connection; check its logs for the reason."
+			"The server closed or reset the connection; check its logs for the reason.")
 	}
-	if code, ok := remoteAlert(e.err); ok && code == alertProtocolVersion {
-		return http.StatusBadGateway,
+	code, remote := remoteAlert(e.err)
+	switch {
+	case remote && code == alertProtocolVersion:
+		return bad(reasonProtocolVersion,
 			fmt.Sprintf("The server %s refused the TLS versions tlsbridge may offer it, %s (min_tls/max_tls of %s), with a protocol_version alert.", e.server(), versionRange(e.offers), ruleKey),
-			e.versionFix()
+			e.versionFix())
+	case remote && isTrustAlert(code):
+		// The server rejected a certificate: tlsbridge sends none, so
+		// this is a server asking for a client certificate.
+		return bad(reasonUnknownAuthority, e.handshakeCause(ruleKey), e.handshakeFix())
 	}
-	return http.StatusBadGateway,
-		fmt.Sprintf("The TLS handshake with %s failed: %v. tlsbridge offered %s (min_tls/max_tls of %s).", e.server(), e.err, versionRange(e.offers), ruleKey),
-		fmt.Sprintf("Check which versions and ciphers the server accepts (openssl s_client -connect %s), then adjust `min_tls` or `max_tls` in %s.", e.addr, e.upstreamTable())
+	return bad(closedOr(e.err, reasonOther), e.handshakeCause(ruleKey), e.handshakeFix())
+}
+
+// handshakeCause and handshakeFix explain a TLS handshake with the server
+// that failed for a reason tlsbridge has no better words for.
+func (e *upstreamError) handshakeCause(ruleKey string) string {
+	return fmt.Sprintf("The TLS handshake with %s failed: %v. tlsbridge offered %s (min_tls/max_tls of %s).", e.server(), e.err, versionRange(e.offers), ruleKey)
+}
+
+func (e *upstreamError) handshakeFix() string {
+	return fmt.Sprintf("Check which versions and ciphers the server accepts (openssl s_client -connect %s), then adjust `min_tls` or `max_tls` in %s.", e.addr, e.upstreamTable())
+}
+
+// closedOr is reasonClosed for a peer that closed the connection, else
+// reason.
+func closedOr(err error, reason string) string {
+	if errors.Is(err, io.EOF) {
+		return reasonClosed
+	}
+	return reason
 }
 
 // stageDone says what did not finish in time, for the 504's cause.
@@ -336,53 +394,76 @@ const (
 	hintSecLevel   = "add @SECLEVEL=0 to the client's cipher string (curl --ciphers 'DEFAULT:@SECLEVEL=0', openssl -cipher 'DEFAULT:@SECLEVEL=0', Python ctx.set_ciphers('DEFAULT:@SECLEVEL=0'), Node ciphers: 'DEFAULT:@SECLEVEL=0')"
 )
 
-// clientHint explains a failed app-facing handshake, for the log line. h is
-// the app's ClientHello when it was read.
-func clientHint(err error, h *clientHello) string { return hintFor(err, h, policy.LeafKeyAuto) }
+// hintSSLv2 explains an SSLv2-format ClientHello.
+const hintSSLv2 = "the app sent an SSLv2-format ClientHello; disable SSLv2Hello on the client (Java: -Djdk.tls.client.protocols=TLSv1 and remove SSLv2Hello from https.protocols)"
 
-// hintFor is clientHint knowing the [ca] leaf_key in force (auto if unknown).
-func hintFor(err error, h *clientHello, leafKey ca.KeyType) string {
-	if errors.Is(err, errSSLv2Hello) {
-		return "the app sent an SSLv2-format ClientHello; disable SSLv2Hello on the client (Java: -Djdk.tls.client.protocols=TLSv1 and remove SSLv2Hello from https.protocols)"
-	}
-	var cv *clientVersionError
-	if errors.As(err, &cv) {
-		return cv.hint()
-	}
-	if isTimeout(err) {
-		return "the app did not complete its TLS handshake within the handshake timeout"
-	}
+// appVerdict classifies a failed app-facing handshake (see classify).
+func appVerdict(err error, h *clientHello, leafKey ca.KeyType) verdict {
+	var (
+		cv     *clientVersionError
+		nt     *listenerNotTLSError
+		legacy = h != nil && h.maxOffered() <= tls.VersionTLS11
+	)
 	code, remote := remoteAlert(err)
-	if h != nil {
-		if h.maxOffered() < tls.VersionTLS10 {
-			return "the app only offers SSL 3.0, which tlsbridge does not accept; enable TLS 1.0 or later on the client"
+	trust := remote && isTrustAlert(code)
+	switch {
+	case errors.Is(err, errSSLv2Hello):
+		return verdict{reason: reasonSSLv2Hello, hint: hintSSLv2}
+	case errors.As(err, &nt):
+		return verdict{reason: reasonNotTLS, hint: nt.hint()}
+	case errors.Is(err, errNotTLS):
+		return verdict{reason: reasonNotTLS}
+	case errors.As(err, &cv):
+		return verdict{reason: reasonProtocolVersion, hint: cv.hint()} // outside client.min_tls/max_tls
+	case h != nil && h.maxOffered() < tls.VersionTLS10:
+		return verdict{reason: reasonProtocolVersion, hint: "the app only offers SSL 3.0, which tlsbridge does not accept; enable TLS 1.0 or later on the client"}
+	case h != nil && !sharesSuite(h.info.CipherSuites):
+		return verdict{reason: reasonNoSharedCipher, hint: obsoleteSuitesHint(h.info.CipherSuites)}
+	case isTimeout(err) || errors.Is(err, context.DeadlineExceeded):
+		return verdict{reason: reasonTimeout, hint: "the app did not complete its TLS handshake within the handshake timeout"}
+	}
+	if h != nil && !trust {
+		// ECDSA suites only, and no P-256 for tlsbridge's ECDSA leaf.
+		if hint := curveHint(h, leafKey); hint != "" {
+			return verdict{reason: reasonNoSharedCipher, hint: hint}
 		}
-		if !sharesSuite(h.info.CipherSuites) {
-			return obsoleteSuitesHint(h.info.CipherSuites)
-		}
-		if hint := curveHint(h, leafKey); hint != "" && !(remote && isTrustAlert(code)) {
-			return hint
-		}
-		legacy := h.maxOffered() <= tls.VersionTLS11
-		switch {
-		case legacy && remote && (code == alertInternalError || code == alertHandshakeFailure):
-			return "OpenSSL 3 clients at the default security level refuse TLS 1.0/1.1 signatures: " + hintSecLevel
-		case legacy && appClosed(err):
-			// OpenSSL 3 (Node, Python, curl) at its default security level
-			// may also just close after the server's first flight.
-			return "the app closed the connection during its TLS 1.0/1.1 handshake without saying why; OpenSSL 3 clients do that at their default security level: " +
+	}
+	switch {
+	case legacy && remote && (code == alertInternalError || code == alertHandshakeFailure):
+		return verdict{reason: reasonSecLevel, hint: "OpenSSL 3 clients at the default security level refuse TLS 1.0/1.1 signatures: " + hintSecLevel}
+	case appClosed(err):
+		v := verdict{reason: reasonClosed}
+		if legacy {
+			// OpenSSL 3 (Node, Python, curl) at its default security
+			// level may also just close after the server's first flight.
+			v.hint = "the app closed the connection during its TLS 1.0/1.1 handshake without saying why; OpenSSL 3 clients do that at their default security level: " +
 				hintSecLevel + "; if the app is not OpenSSL-based, check that it trusts tlsbridge's CA"
 		}
-		if code, ok := localAlert(err); ok && code == alertBadRecordMAC && h.maxOffered() >= tls.VersionTLS13 {
-			// A TLS 1.3 app that rejects the certificate: some stacks send
-			// their alert in a way tlsbridge cannot decrypt.
-			return "a TLS 1.3 app that rejects the certificate it was shown may send its alert in a form that arrives as bad_record_mac (OpenSSL, curl): " + hintTrust
-		}
+		return v
+	case trust:
+		return verdict{reason: reasonUnknownAuthority, hint: hintTrust}
+	case remote && code == alertProtocolVersion:
+		return verdict{reason: reasonProtocolVersion}
 	}
-	if remote && isTrustAlert(code) {
-		return hintTrust
+	if code, ok := localAlert(err); ok && code == alertBadRecordMAC && h != nil && h.maxOffered() >= tls.VersionTLS13 {
+		// A TLS 1.3 app that rejects the certificate: some stacks send
+		// their alert in a way tlsbridge cannot decrypt.
+		return verdict{reason: reasonOther, hint: "a TLS 1.3 app that rejects the certificate it was shown may send its alert in a form that arrives as bad_record_mac (OpenSSL, curl): " + hintTrust}
 	}
-	return ""
+	return verdict{reason: reasonOther}
+}
+
+// listenerNotTLSError is a client_tls listener whose app sent no TLS.
+type listenerNotTLSError struct {
+	name string
+	err  error
+}
+
+func (e *listenerNotTLSError) Error() string { return e.err.Error() }
+func (e *listenerNotTLSError) Unwrap() error { return e.err }
+
+func (e *listenerNotTLSError) hint() string {
+	return fmt.Sprintf("%s has client_tls = true but the app sent no TLS ClientHello; set client_tls = false if the app speaks plain TCP", e.name)
 }
 
 // isTrustAlert reports the alerts a client sends when it does not trust the

@@ -210,8 +210,8 @@ func TestFaults(t *testing.T) {
 		pinRule("wrongname.test", "bump", good.addr)+
 		pinRule("tunnel.nxdomain.invalid", "tunnel", "")+
 		pinRule("*.invalid", "bump", ""), func(c *Config) {
-		c.HandshakeTimeout = faultHandshakeTimeout
-		c.DialTimeout = faultDialTimeout
+		c.Policy.Limits.HandshakeTimeout = faultHandshakeTimeout
+		c.Policy.Limits.UpstreamTimeout = faultDialTimeout
 		c.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			if self := selfAddr.Load(); self != nil && addr == *self {
 				selfDials.Add(1)
@@ -488,7 +488,9 @@ func TestFaults(t *testing.T) {
 			{"space-in-host", "CONNECT goo d.test:443 HTTP/1.1\r\nHost: good.test\r\n\r\n", 400},
 			{"http2-version", "CONNECT good.test:443 HTTP/2.0\r\nHost: good.test\r\n\r\n", 505},
 			{"no-host-header", "CONNECT good.test:443 HTTP/1.1\r\n\r\n", 200}, // net/http exempts CONNECT from the Host rule
-			{"bare-lf", "CONNECT good.test:443 HTTP/1.1\nHost: good.test\n\n", 200},
+			// One parser (internal/http1) reads every HTTP/1.1 head, and it
+			// ends lines at CRLF only: a bare LF is refused here too.
+			{"bare-lf", "CONNECT good.test:443 HTTP/1.1\nHost: good.test\n\n", 400},
 			{"huge-header", "CONNECT good.test:443 HTTP/1.1\r\nHost: good.test\r\nX: " + strings.Repeat("a", 128<<10) + "\r\n\r\n", 431},
 			{"absolute-url", "CONNECT https://good.test:443/ HTTP/1.1\r\nHost: good.test\r\n\r\n", 400},
 		} {

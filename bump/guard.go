@@ -1,7 +1,6 @@
 package bump
 
 import (
-	"bufio"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -14,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,10 +28,10 @@ import (
 
 // accept runs an accept loop on ln until ctx ends: temporary errors are
 // retried with backoff, clients outside allow_clients are dropped, clients
-// over limits.max_connections get busy (if not nil) and are closed, and each
+// over limits.max_connections get a 503 (when busy is set) and are closed, and each
 // admitted connection goes to handle, which returns false to stop the loop.
 // name labels log lines ("proxy" or "listener[N]").
-func (s *Server) accept(ctx context.Context, ln net.Listener, name string, busy []byte, handle func(net.Conn) bool) error {
+func (s *Server) accept(ctx context.Context, ln net.Listener, name string, busy bool, handle func(net.Conn) bool) error {
 	var delay time.Duration
 	for {
 		c, err := ln.Accept()
@@ -55,12 +55,12 @@ func (s *Server) accept(ctx context.Context, ln net.Listener, name string, busy 
 			c.Close()
 			continue
 		}
-		if max := s.cfg.MaxConnections; s.active.Add(1) > int64(max) {
+		if max := s.rt.Load().lim.MaxConnections; s.active.Add(1) > int64(max) {
 			s.active.Add(-1)
 			e.Warnf("over limits.max_connections = %d: connection refused", max)
-			if busy != nil {
+			if busy {
 				c.SetWriteDeadline(time.Now().Add(time.Second))
-				c.Write(busy)
+				c.Write(busyResponse(max))
 			}
 			c.Close()
 			continue
@@ -110,65 +110,75 @@ func (c *countedConn) Close() error {
 // NetConn returns the wrapped connection, for half-close.
 func (c *countedConn) NetConn() net.Conn { return c.Conn }
 
-// front runs before goproxy for every proxy request: proxy authentication,
-// loop refusal, and keeping bytes pipelined behind a CONNECT.
-func (s *Server) front(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		pol := s.Policy()
-		if pol.Auth.Enabled() {
-			user, res := s.authorized(&pol.Auth, r)
-			if res != authOK {
-				s.askCredentials(w, r, &pol.Auth, user, res)
-				return
-			}
-			// Credentials are for tlsbridge, never for the origin.
-			r.Header.Del("Proxy-Authorization")
-			// The user keys the upstream pool: one user's upstream
-			// connections never carry another's requests.
-			r = r.WithContext(context.WithValue(r.Context(), proxyUserKey{}, user))
-		}
-		if r.Method == http.MethodConnect || r.URL.IsAbs() {
-			host, port := splitTarget(r.URL.Host, defaultPort(r))
-			if s.isSelf(host, port) {
-				s.refused(r, host, port, "loop", http.StatusLoopDetected, "request aimed at tlsbridge itself: refused (it would loop)")
-				http.Error(w, fmt.Sprintf("tlsbridge: %s is tlsbridge's own address; a request through the proxy to itself would loop", r.URL.Host), http.StatusLoopDetected)
-				return
-			}
-		}
-		if h, ok := w.(http.Hijacker); ok && r.Method == http.MethodConnect {
-			w = pipelinedHijacker{ResponseWriter: w, h: h}
-		}
-		next.ServeHTTP(w, r)
-	})
+// proxyRequest is what the front door checks of a proxy request before it
+// is served: a CONNECT (target "host:port") or an absolute-URI request.
+type proxyRequest struct {
+	connect bool
+	abs     bool   // an absolute URI (plain-HTTP forwarding)
+	scheme  string // of an absolute URI
+	target  string // CONNECT host:port, or the URI's host[:port]
+	remote  string // the client's address
+	proxy   string // the proxy's address the client connected to
+	auth    string // Proxy-Authorization
 }
 
-// proxyUserKey carries the authenticated proxy user in a request's context.
-type proxyUserKey struct{}
-
-func defaultPort(r *http.Request) int {
-	if r.Method == http.MethodConnect {
-		return -1
+// hostPort is the request's destination, with the scheme's default port.
+func (r proxyRequest) hostPort() (string, int) {
+	def := -1
+	switch {
+	case r.connect:
+	case r.scheme == "https":
+		def = 443
+	default:
+		def = 80
 	}
-	if r.URL.Scheme == "https" {
-		return 443
-	}
-	return 80
+	return splitTarget(r.target, def)
 }
 
-// pipelinedHijacker hands goproxy a connection that serves the bytes an app
-// sent right behind its CONNECT (a pipelined ClientHello): goproxy discards
-// the bufio.Reader that http.Server returns from Hijack.
-type pipelinedHijacker struct {
-	http.ResponseWriter
-	h http.Hijacker
+// answer is a refusal the front door sends instead of serving a request.
+type answer struct {
+	status    int
+	challenge string // Proxy-Authenticate, for a 407
+	body      string
 }
 
-func (p pipelinedHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, rw, err := p.h.Hijack()
-	if err != nil || rw.Reader.Buffered() == 0 {
-		return c, rw, err
+// write sends the answer; the connection stays open unless closing.
+func (a *answer) write(c net.Conn, closing bool) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n", a.status, http.StatusText(a.status), len(a.body))
+	if a.challenge != "" {
+		fmt.Fprintf(&b, "Proxy-Authenticate: %s\r\n", a.challenge)
 	}
-	return &peekedConn{Conn: c, r: rw.Reader}, rw, nil
+	if closing || a.status != http.StatusProxyAuthRequired {
+		b.WriteString("Connection: close\r\n")
+	}
+	b.WriteString("\r\n")
+	b.WriteString(a.body)
+	c.Write([]byte(b.String()))
+}
+
+// guard checks a proxy request under rt: proxy authentication, then loop
+// refusal. It returns the authenticated user (which keys the upstream pool:
+// one user's upstream connections never carry another's requests), or the
+// answer that refuses the request, logged and counted.
+func (s *Server) guard(rt *snapshot, r proxyRequest) (user string, refusal *answer) {
+	pol := rt.pol
+	if pol.Auth.Enabled() {
+		var res authResult
+		user, res = s.authorized(&pol.Auth, r.auth, r.remote)
+		if res != authOK {
+			return "", s.askCredentials(r, &pol.Auth, user, res)
+		}
+	}
+	if r.connect || r.abs {
+		host, port := r.hostPort()
+		if s.isSelf(host, port) {
+			s.refused(r, "loop", http.StatusLoopDetected, "request aimed at tlsbridge itself: refused (it would loop)")
+			return "", &answer{status: http.StatusLoopDetected,
+				body: fmt.Sprintf("tlsbridge: %s is tlsbridge's own address; a request through the proxy to itself would loop\n", r.target)}
+		}
+	}
+	return user, nil
 }
 
 // authorized checks Basic proxy credentials (RFC 7617) against the bcrypt
@@ -194,8 +204,8 @@ func (p pipelinedHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // so an app that opens 50 connections at once costs one, not 50; and at
 // most GOMAXPROCS-1 comparisons run at once, so checking passwords never
 // takes every core from the connections already authenticated.
-func (s *Server) authorized(a *policy.Auth, r *http.Request) (user string, res authResult) {
-	scheme, cred, found := strings.Cut(r.Header.Get("Proxy-Authorization"), " ")
+func (s *Server) authorized(a *policy.Auth, authorization, remote string) (user string, res authResult) {
+	scheme, cred, found := strings.Cut(authorization, " ")
 	if !found || !strings.EqualFold(scheme, "Basic") {
 		return "", authMissing
 	}
@@ -220,16 +230,16 @@ func (s *Server) authorized(a *policy.Auth, r *http.Request) (user string, res a
 		}
 		return bcrypt.CompareHashAndPassword(hash, []byte(pass)) == nil
 	}
-	res, first := s.auth.check(clientKey(r.RemoteAddr), s.auth.digest(user, pass, hash), time.Now(), compare)
+	res, first := s.auth.check(clientKey(remote), s.auth.digest(user, pass, hash), time.Now(), compare)
 	switch res {
 	case authBad:
 		s.metrics.authFailed("bad")
 	case authLimited:
 		s.metrics.authFailed("limited")
 		if first {
-			s.log.WithField(logfield.ClientAddr, r.RemoteAddr).Warnf(
+			s.log.WithField(logfield.ClientAddr, remote).Warnf(
 				"proxy authentication: %d failed checks from %s within %v: its requests are answered 407 without checking credentials for the rest of that time (counted in tlsbridge_auth_failures_total{result=\"limited\"}; logged once per address and interval)",
-				authFailLimit, clientKey(r.RemoteAddr), authFailWindow)
+				authFailLimit, clientKey(remote), authFailWindow)
 		}
 	}
 	return user, res
@@ -245,27 +255,34 @@ const (
 	authLimited            // too many failures from the client address
 )
 
-// askCredentials answers 407 with a Proxy-Authenticate challenge. A limited
+// askCredentials is the 407 with a Proxy-Authenticate challenge. A limited
 // client gets no access line per request (a flood would write one per
 // attempt); authorized logged it once per interval, and the metrics count it.
-func (s *Server) askCredentials(w http.ResponseWriter, r *http.Request, a *policy.Auth, user string, res authResult) {
-	host, port := splitTarget(r.URL.Host, defaultPort(r))
+func (s *Server) askCredentials(r proxyRequest, a *policy.Auth, user string, res authResult) *answer {
 	switch res {
 	case authLimited:
 		s.metrics.access(&connInfo{action: "auth", status: http.StatusProxyAuthRequired})
 	case authBad:
-		s.refused(r, host, port, "auth", http.StatusProxyAuthRequired, fmt.Sprintf("proxy authentication failed for user %q", user))
+		s.refused(r, "auth", http.StatusProxyAuthRequired, fmt.Sprintf("proxy authentication failed for user %q", user))
 	default:
-		s.refused(r, host, port, "auth", http.StatusProxyAuthRequired, "proxy authentication missing")
+		s.refused(r, "auth", http.StatusProxyAuthRequired, "proxy authentication missing")
 	}
-	w.Header().Set("Proxy-Authenticate", `Basic realm="`+a.Realm+`", charset="UTF-8"`)
-	http.Error(w, "tlsbridge: proxy authentication required: put the user and password in the proxy URL, e.g. HTTPS_PROXY=http://user:password@"+r.Host, http.StatusProxyAuthRequired)
+	proxy := r.proxy
+	if proxy == "" {
+		proxy = "PROXY:PORT"
+	}
+	return &answer{
+		status:    http.StatusProxyAuthRequired,
+		challenge: `Basic realm="` + a.Realm + `", charset="UTF-8"`,
+		body:      "tlsbridge: proxy authentication required: put the user and password in the proxy URL, e.g. HTTPS_PROXY=http://user:password@" + proxy + "\n",
+	}
 }
 
 // refused writes the access line (and counts the connection) of a request
-// the front refuses before goproxy sees it.
-func (s *Server) refused(r *http.Request, host string, port int, action string, status int, msg string) {
-	ci := &connInfo{id: s.connID.Add(1), start: time.Now(), clientAddr: r.RemoteAddr, host: host, port: port, action: action, status: status}
+// the front door refuses before it is served.
+func (s *Server) refused(r proxyRequest, action string, status int, msg string) {
+	host, port := r.hostPort()
+	ci := &connInfo{id: s.connID.Add(1), start: time.Now(), clientAddr: r.remote, host: host, port: port, action: action, status: status}
 	s.metrics.access(ci)
 	s.log.WithFields(ci.fields()).Warn("access: " + msg)
 }
@@ -521,6 +538,19 @@ func (s *Server) addSelf(a net.Addr) {
 		s.selfMu.Lock()
 		s.self = append(s.self, ta)
 		s.selfMu.Unlock()
+	}
+}
+
+// removeSelf forgets an address whose listener closed (a [[listener]]
+// removed by a reload), so the port may be used as a destination again.
+func (s *Server) removeSelf(a net.Addr) {
+	s.selfMu.Lock()
+	defer s.selfMu.Unlock()
+	for i, ta := range s.self {
+		if ta.String() == a.String() {
+			s.self = slices.Delete(s.self, i, i+1)
+			return
+		}
 	}
 }
 

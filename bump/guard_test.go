@@ -106,7 +106,7 @@ func mustResolve(t *testing.T, addr string) net.Addr {
 }
 
 func TestMaxConnections(t *testing.T) {
-	p := startProxy(t, "", func(c *Config) { c.MaxConnections = 2 })
+	p := startProxy(t, "", func(c *Config) { c.Policy.Limits.MaxConnections = 2 })
 	var held []net.Conn
 	for range 2 {
 		c, err := net.Dial("tcp", p.addr)

@@ -27,7 +27,7 @@ func (h *clientHello) maxOffered() uint16 {
 }
 
 // errUnservable is a ClientHello tlsbridge cannot answer: SSL 3.0 only, or
-// no cipher suite in common (clientHint says which).
+// no cipher suite in common (classify says which).
 var errUnservable = errors.New("the app's ClientHello cannot be served")
 
 // errClientVersion is a ClientHello whose versions the rule's client.min_tls

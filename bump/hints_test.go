@@ -236,7 +236,7 @@ func TestHintsLoad(t *testing.T) {
 				addr, name := upstreamTarget(rule, host, port)
 				ue := &upstreamError{stage: k.stage, host: host, addr: addr, name: name, rule: rule,
 					offers: [2]uint16{rule.Upstream.MinVersion, rule.Upstream.MaxVersion}, err: k.err}
-				_, _, fix := ue.explain()
+				fix := ue.verdict().fix
 				checkHint(t, base, configPath, fix, tg.host, rule, func(p *policy.Policy, owner string) *policy.UpstreamTLS {
 					if strings.HasPrefix(owner, "listener[") {
 						i, _ := strconv.Atoi(owner[len("listener[") : len(owner)-1])

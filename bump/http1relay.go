@@ -18,7 +18,6 @@ import (
 
 	"github.com/tlsbridge/tlsbridge/internal/http1"
 	"github.com/tlsbridge/tlsbridge/internal/logfield"
-	"github.com/tlsbridge/tlsbridge/policy"
 )
 
 // The bumped-HTTP stage. For a bumped connection that carries HTTP/1.x,
@@ -57,8 +56,9 @@ var (
 // h1conn is one bumped app connection served as HTTP/1.x.
 type h1conn struct {
 	s      *Server
+	ss     *session
 	ci     *connInfo
-	rule   *policy.Rule
+	t      target // the upstream: new connections are dialled to it
 	key    poolKey
 	protos []string // ALPN offered on a new upstream: the app's choice
 	host   string   // Host for an HTTP/1.0 app that sent none
@@ -128,14 +128,16 @@ func (w batchedWriter) Write(p []byte) (int, error) {
 // app or tlsbridge ends it. br reads the app through a meter (newMeter). up
 // is the upstream dialled (or pooled) before the app's handshake, or nil
 // with uerr saying why.
-func (s *Server) serveHTTP1(app *tls.Conn, br *bufio.Reader, up *tls.Conn, reused bool, uerr error, ci *connInfo, rule *policy.Rule, key poolKey) {
+func (ss *session) serveHTTP1(app *tls.Conn, br *bufio.Reader, up *tls.Conn, uerr error, t target) {
+	s, ci, lim := ss.s, ss.ci, ss.rt.lim
 	h := &h1conn{
 		s:        s,
+		ss:       ss,
 		ci:       ci,
-		rule:     rule,
-		key:      key,
+		t:        t,
+		key:      ss.poolKey(t),
 		host:     authority(ci.host, ci.port),
-		lim:      http1.Limits{MaxBytes: s.cfg.MaxHeaderBytes},
+		lim:      http1.Limits{MaxBytes: lim.MaxHeaderBytes},
 		app:      app,
 		aw:       batchedWriter{c: app, batch: batcherOf(app)},
 		firstErr: uerr,
@@ -147,22 +149,22 @@ func (s *Server) serveHTTP1(app *tls.Conn, br *bufio.Reader, up *tls.Conn, reuse
 	h.ar = br
 	if up != nil {
 		from := "dial"
-		if reused {
+		if ci.reused {
 			from = "pool"
 		}
 		h.attach(up, from)
 	}
-	w := newIdleWatch(s.cfg.IdleTimeout, &ci.stats.lastIO, func() {
+	w := newIdleWatch(lim.IdleTimeout, &ci.stats.lastIO, func() {
 		ci.stats.fail("idle", errIdle)
 		h.closeAll()
 	})
 	defer w.stop()
-	// Shutdown closes the app connection after DrainTimeout; an exchange
+	// Shutdown closes the app connection after limits.drain_timeout; an exchange
 	// blocked on the upstream needs its side closed too.
 	var drain *time.Timer
 	stop := context.AfterFunc(s.ctx, func() {
 		h.mu.Lock()
-		drain = time.AfterFunc(s.cfg.DrainTimeout, h.closeAll)
+		drain = time.AfterFunc(lim.DrainTimeout, h.closeAll)
 		h.mu.Unlock()
 	})
 	defer func() {
@@ -345,10 +347,10 @@ func (h *h1conn) send(rq *reqLog, fresh bool) (<-chan error, error) {
 				h.detach(false)
 				continue // a pooled connection the server had closed
 			}
-			return nil, &upstreamError{stage: "write", host: h.ci.host, addr: h.key.addr, name: h.key.name, rule: h.rule, err: err}
+			return nil, h.t.failed("write", err)
 		}
 		if _, err := h.up.Write(h.wbuf); err != nil {
-			return nil, &upstreamError{stage: "write", host: h.ci.host, addr: h.key.addr, name: h.key.name, rule: h.rule, err: err}
+			return nil, h.t.failed("write", err)
 		}
 		done := make(chan error, 1)
 		go (&bodySender{h: h, kind: bodyKind, up: h.up, done: done}).run()
@@ -407,7 +409,7 @@ func (h *h1conn) ensureUpstream(fresh bool) error {
 			return nil
 		}
 	}
-	c, err := h.s.dialUpstream(h.s.ctx, h.rule, h.ci, h.protos)
+	c, err := h.ss.dialTLS(h.t, h.protos, nil)
 	if err != nil {
 		return err
 	}
@@ -452,6 +454,17 @@ func (h *h1conn) receive(rq *reqLog, bodyDone <-chan error) bool {
 			return false
 		}
 		if h.resp.Status >= 200 {
+			if h.bodyFailed.Load() {
+				// The app's body failed and its sender closed the
+				// upstream; a response that still got through (sent
+				// after the close_notify, read before the socket
+				// closed) answers a request the server never got whole.
+				var pe *http1.Error
+				if berr := <-bodyDone; errors.As(berr, &pe) {
+					h.refuseRequest(pe.Status, pe.Reason, berr)
+					return false
+				}
+			}
 			break
 		}
 		if h.resp.Status == http.StatusSwitchingProtocols {
@@ -602,7 +615,7 @@ func (h *h1conn) switchProtocols(rq *reqLog, bodyDone <-chan error) {
 	h.mu.Unlock()
 	h.served++
 	h.logRequest(rq)
-	relay(h.app, up, h.s.cfg.IdleTimeout, &h.ci.stats)
+	relay(h.app, up, h.ss.rt.lim.IdleTimeout, &h.ci.stats)
 }
 
 // refuseRequest answers a request tlsbridge will not forward and ends the
@@ -622,12 +635,13 @@ func (h *h1conn) refuseRequest(status int, reason string, err error) {
 func (h *h1conn) answerUpstreamError(rq *reqLog, err error) {
 	var ue *upstreamError
 	if !errors.As(err, &ue) {
-		ue = &upstreamError{stage: "exchange", host: h.ci.host, addr: h.key.addr, name: h.key.name, rule: h.rule, err: err}
+		ue = h.t.failed("exchange", err)
 	}
-	status, cause, fix := ue.explain()
+	v := classify(ue, nil, h.ss.rt.leafKey)
+	status, cause, fix := v.status, v.cause, v.fix
 	h.ci.status = status
 	rq.status, rq.err = status, ue.err
-	h.s.metrics.failed(h.ci, sideUpstream, ue, nil)
+	h.s.metrics.failed(h.ci, sideUpstream, v.reason)
 	h.counted = true
 	h.s.log.WithFields(h.requestFields(rq)).WithField(logfield.Stage, "upstream-"+ue.stage).
 		WithField(logfield.Hint, fix).WithError(ue.err).Warn("upstream failed: " + cause)
@@ -673,7 +687,7 @@ func (h *h1conn) answerResponseError(rq *reqLog, err error) {
 // does not turn into a reset that destroys the answer before it is read.
 func (h *h1conn) lingerClose() {
 	closeWrite(h.app)
-	h.app.SetReadDeadline(time.Now().Add(h.s.cfg.HandshakeTimeout))
+	h.app.SetReadDeadline(h.ss.rt.handshakeDeadline())
 	_, _ = io.Copy(io.Discard, io.LimitReader(h.ar, 64<<10))
 }
 

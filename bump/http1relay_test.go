@@ -231,8 +231,8 @@ func TestAmbiguousFramingRefused(t *testing.T) {
 		{"control-char", "GET /x9 HTTP/1.1\r\nHost: origin.test\r\nX: a\x01b\r\n\r\n", 400},
 		{"head-too-large", "GET /x10 HTTP/1.1\r\nHost: origin.test\r\nX: " + big + "\r\n\r\n", 431},
 		{"two-hosts", "GET /x11 HTTP/1.1\r\nHost: origin.test\r\nHost: evil.test\r\n\r\n", 400},
-		{"connect-inside", "CONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n", 400},
-		{"connect-origin-form", "CONNECT /x12 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n", 405},
+		{"connect-inside", "CONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n", 405},
+		{"connect-origin-form", "CONNECT /x12 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n", 400},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ro := newRecordingOrigin(t)

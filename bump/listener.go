@@ -10,9 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
-	"github.com/tlsbridge/tlsbridge/internal/logfield"
 	"github.com/tlsbridge/tlsbridge/policy"
 )
 
@@ -32,7 +29,7 @@ import (
 // It returns when ctx ends or ln is closed (a reload closes the port of a
 // listener whose settings changed, and serves the new settings on a new
 // ServeListener); then, as Serve's shutdown does, it lets connections
-// finish for DrainTimeout and closes the rest. It returns nil after a clean
+// finish for limits.drain_timeout and closes the rest. It returns nil after a clean
 // shutdown. SetPolicy changes the allow-list a running listener enforces.
 func (s *Server) ServeListener(ctx context.Context, ln net.Listener, l *policy.Listener) error {
 	if l == nil {
@@ -44,182 +41,132 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener, l *policy.L
 	defer stop()
 
 	s.addSelf(ln.Addr())
+	defer s.removeSelf(ln.Addr())
 	host, port := splitTarget(l.Upstream, -1)
+	// One rule and one server-facing template per listener, built when it
+	// starts (a reload that changes the listener restarts it), so the
+	// template's session cache is shared by the listener's connections.
+	rule := &policy.Rule{Name: l.Name, Action: policy.ActionBump, Client: l.Client, Upstream: l.UpstreamTLS}
+	addr, name := upstreamTarget(rule, host, port)
 	fl := &fixedListener{
-		s:    s,
-		l:    l,
-		addr: ln.Addr().String(),
-		host: host,
-		port: port,
-		// One rule per listener, built once, so that dialUpstream's
-		// per-rule session cache is shared by the listener's connections.
-		rule:  &policy.Rule{Name: l.Name, Action: policy.ActionBump, Client: l.Client, Upstream: l.UpstreamTLS},
+		s:     s,
+		l:     l,
+		addr:  ln.Addr().String(),
+		t:     target{rule: rule, host: host, port: port, addr: addr, name: name},
 		conns: newConnSet(),
+	}
+	if !l.PlainUpstream {
+		fl.t.tls = newUpstreamBase(l.UpstreamTLS)
 	}
 
 	err := acceptUntilDone(ctx, cancel, ln, func() error { return fl.acceptLoop(ctx, ln) })
-	fl.conns.shutdown(s.cfg.DrainTimeout)
+	fl.conns.shutdown(s.rt.Load().lim.DrainTimeout)
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("%s: accept on %s: %w", l.Name, fl.addr, err)
 	}
 	return nil
 }
 
-// fixedListener is one running [[listener]].
+// fixedListener is one running [[listener]]: an entry point of the
+// pipeline whose target is fixed.
 type fixedListener struct {
 	s     *Server
 	l     *policy.Listener
 	addr  string // local address, for logs
-	host  string // upstream host, the default leaf and verification name
-	port  int
-	rule  *policy.Rule
+	t     target
 	conns *connSet
 }
 
 // acceptLoop accepts until ln is closed and hands each admitted connection
 // to an owned goroutine.
 func (fl *fixedListener) acceptLoop(ctx context.Context, ln net.Listener) error {
-	return fl.s.accept(ctx, ln, fl.l.Name, nil, func(c net.Conn) bool {
+	return fl.s.accept(ctx, ln, fl.l.Name, false, func(c net.Conn) bool {
 		if !fl.conns.add(c) {
 			c.Close()
 			return false
 		}
 		go func() {
 			defer fl.conns.done(c)
-			fl.serveConn(ctx, c)
+			fl.serveConn(c)
 		}()
 		return true
 	})
 }
 
-// serveConn forwards one app connection and logs its access line.
-func (fl *fixedListener) serveConn(ctx context.Context, c net.Conn) {
+// serveConn runs the pipeline for one app connection: peek and terminate
+// when the app speaks TLS (client_tls), dial, relay.
+func (fl *fixedListener) serveConn(c net.Conn) {
 	defer c.Close()
-	fl.s.metrics.active.Inc()
-	defer fl.s.metrics.active.Dec()
-	ci := &connInfo{
-		id:         fl.s.connID.Add(1),
-		start:      time.Now(),
-		clientAddr: c.RemoteAddr().String(),
-		host:       fl.host,
-		port:       fl.port,
-		rule:       fl.l.Name,
-		action:     "listener",
-	}
-	if fl.l.ClientTLS {
-		fl.serveTLS(ctx, c, ci)
-		return
-	}
-	upstream, err := fl.dial(ctx, ci, fl.l.ALPN)
-	if err != nil {
-		fl.upstreamFailed(ci, err)
-		return
-	}
-	fl.relay(c, upstream, ci)
-}
-
-// serveTLS terminates the app's TLS. The ClientHello is read first so that
-// the upstream can be offered the app's ALPN protocols, and the app answered
-// with the one the upstream chose.
-func (fl *fixedListener) serveTLS(ctx context.Context, c net.Conn, ci *connInfo) {
 	s := fl.s
-	c.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	hello, err := peekClientHello(ctx, c)
-	if err != nil {
-		if errors.Is(err, errNotTLS) {
-			s.metrics.failed(ci, sideApp, err, nil)
-			s.log.WithFields(fl.fields(ci)).WithError(err).
-				WithField(logfield.Hint, fmt.Sprintf("%s has client_tls = true but the app sent no TLS ClientHello; set client_tls = false if the app speaks plain TCP", fl.l.Name)).
-				Warn("app-facing TLS handshake failed")
+	s.metrics.active.Inc()
+	defer s.metrics.active.Dec()
+	ss := s.newSession(s.rt.Load(), c, c.RemoteAddr().String())
+	ss.listen = fl.addr
+	ss.ci.host, ss.ci.port, ss.ci.rule, ss.ci.action = fl.t.host, fl.t.port, fl.l.Name, "listener"
+	if !fl.l.ClientTLS {
+		upstream, err := fl.dial(ss, fl.l.ALPN)
+		if err != nil {
+			ss.upstreamFailed(err.(*upstreamError), "upstream failed, app connection closed")
 			return
 		}
-		s.warnClient(ci, err, nil)
+		fl.relay(ss, c, upstream)
 		return
 	}
-	s.noteHello(ci, hello)
-	if err := hello.servable(fl.l.Client, fl.l.Name); err != nil {
-		hello.refuse(c, err)
-		s.warnClient(ci, err, hello)
-		return
-	}
-
-	c.SetDeadline(time.Time{}) // the dial has its own timeout
-	upstream, err := fl.dial(ctx, ci, fl.upstreamOffer(hello.alpn()))
+	// The ClientHello is read first so that the upstream can be offered
+	// the app's ALPN protocols, and the app answered with the one the
+	// upstream chose.
+	hello, err := ss.peek()
 	if err != nil {
-		fl.upstreamFailed(ci, err)
+		if errors.Is(err, errNotTLS) {
+			ss.warnClient(&listenerNotTLSError{name: fl.l.Name, err: err}, nil)
+			return
+		}
+		ss.warnClient(err, nil)
+		return
+	}
+	if !ss.servable(hello, fl.l.Client, fl.l.Name) {
+		return
+	}
+	upstream, err := fl.dial(ss, fl.upstreamOffer(hello.alpn()))
+	if err != nil {
+		ss.upstreamFailed(err.(*upstreamError), "upstream failed, app connection closed")
 		return
 	}
 	var chosen string
 	if tc, ok := upstream.(*tls.Conn); ok {
 		chosen = tc.ConnectionState().NegotiatedProtocol
 	}
-
-	c.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	name := fl.leafName()
-	cfg := appFacingConfig(s.appBase, fl.l.Client, fl.appProtos(chosen), func(hi *tls.ClientHelloInfo) (*tls.Certificate, error) {
-		return s.cfg.Certs.Get(name, s.leafKeyFor(hi))
-	})
-	app := hello.serve(c, cfg)
-	if err := app.HandshakeContext(ctx); err != nil {
+	app, ok := ss.terminate(hello, fl.l.Client, fl.appProtos(chosen), fl.leafName())
+	if !ok {
 		upstream.Close()
-		s.warnClient(ci, err, hello)
 		return
 	}
-	c.SetDeadline(time.Time{})
-	cs := app.ConnectionState()
-	ci.clientTLS, ci.clientCipher, ci.alpn = cs.Version, cs.CipherSuite, cs.NegotiatedProtocol
-	fl.relay(app, upstream, ci)
+	fl.relay(ss, app, upstream)
 }
 
 // relay copies bytes until both directions end and logs the access line.
-func (fl *fixedListener) relay(app, upstream net.Conn, ci *connInfo) {
+func (fl *fixedListener) relay(ss *session, app, upstream net.Conn) {
 	if tc, ok := upstream.(*tls.Conn); ok {
 		us := tc.ConnectionState()
-		ci.upstreamTLS, ci.upstreamCipher = us.Version, us.CipherSuite
-		if ci.alpn == "" {
-			ci.alpn = us.NegotiatedProtocol
+		ss.ci.upstreamTLS, ss.ci.upstreamCipher = us.Version, us.CipherSuite
+		if ss.ci.alpn == "" {
+			ss.ci.alpn = us.NegotiatedProtocol
 		}
 	}
-	relay(app, upstream, fl.s.cfg.IdleTimeout, &ci.stats)
-	fl.s.metrics.access(ci)
-	fl.s.log.WithFields(fl.fields(ci)).Info("access")
+	ss.relayLogged(app, upstream)
 }
 
 // dial connects to the listener's upstream: verified TLS offering protos, or
 // plain TCP when upstream_tls = false.
-func (fl *fixedListener) dial(ctx context.Context, ci *connInfo, protos []string) (net.Conn, error) {
-	if !fl.l.PlainUpstream {
-		tc, err := fl.s.dialUpstream(ctx, fl.rule, ci, protos)
-		if err != nil {
-			return nil, err // not a typed-nil *tls.Conn in the interface
-		}
-		return tc, nil
+func (fl *fixedListener) dial(ss *session, protos []string) (net.Conn, error) {
+	if fl.t.tls == nil {
+		return ss.dialTCP(fl.t)
 	}
-	addr, _ := upstreamTarget(fl.rule, fl.host, fl.port)
-	ci.upstreamAddr = addr
-	dctx, cancel := context.WithTimeout(ctx, fl.s.cfg.DialTimeout)
-	defer cancel()
-	return fl.s.dialTCP(dctx, fl.rule, fl.host, addr, fl.host)
-}
-
-// upstreamFailed logs a failed dial or handshake with its cause and fix; the
-// caller then closes the app's connection, which is all a byte stream allows.
-func (fl *fixedListener) upstreamFailed(ci *connInfo, err error) {
-	var ue *upstreamError
-	if !errors.As(err, &ue) {
-		ue = &upstreamError{stage: "dial", host: fl.host, rule: fl.rule, err: err}
+	tc, err := ss.dialTLS(fl.t, protos, nil)
+	if err != nil {
+		return nil, err // not a typed-nil *tls.Conn in the interface
 	}
-	_, cause, fix := ue.explain()
-	fl.s.metrics.failed(ci, sideUpstream, ue, nil)
-	fl.s.log.WithFields(fl.fields(ci)).WithField(logfield.Stage, "upstream-"+ue.stage).
-		WithField(logfield.Hint, fix).WithError(ue.err).Warn("upstream failed, app connection closed: " + cause)
-}
-
-// fields are the access-line fields plus the listener's local address.
-func (fl *fixedListener) fields(ci *connInfo) logrus.Fields {
-	f := ci.fields()
-	f[logfield.Listen] = fl.addr
-	return f
+	return tc, nil
 }
 
 // leafName is the name of the certificate the app is shown: server_name,
@@ -229,7 +176,7 @@ func (fl *fixedListener) leafName() string {
 	if n := fl.l.UpstreamTLS.ServerName; n != "" {
 		return n
 	}
-	return fl.host
+	return fl.t.host
 }
 
 // upstreamOffer is the ALPN list sent upstream: the app's offer, limited to

@@ -451,8 +451,8 @@ func TestListenerShutdownClosesConnections(t *testing.T) {
 	<-up.versions // the upstream leg is up
 
 	took := stop()
-	if took > p.srv.cfg.DrainTimeout+2*time.Second {
-		t.Errorf("ServeListener returned %v after its context ended, want about DrainTimeout (%v)", took, p.srv.cfg.DrainTimeout)
+	if took > p.srv.Policy().Limits.DrainTimeout+2*time.Second {
+		t.Errorf("ServeListener returned %v after its context ended, want about DrainTimeout (%v)", took, p.srv.Policy().Limits.DrainTimeout)
 	}
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadAll(c); isTimeout(err) {
@@ -470,7 +470,8 @@ func TestListenerStopsOnServerClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{Policy: pol, Certs: catest.NewCache(t, catest.New(t)), DrainTimeout: time.Second})
+	pol.Limits.DrainTimeout = time.Second
+	srv, err := New(Config{Policy: pol, Certs: catest.NewCache(t, catest.New(t))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,14 +1,8 @@
 package bump
 
 import (
-	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
-	"io"
-	"net"
 	"net/http"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,7 +11,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/tlsbridge/tlsbridge/ca"
-	"github.com/tlsbridge/tlsbridge/policy"
 )
 
 // Metrics are served in the Prometheus text format by the admin listener
@@ -120,10 +113,10 @@ func (m *metrics) access(ci *connInfo) {
 }
 
 // failed counts a connection that ended with a failed handshake or dial on
-// side, and the reason.
-func (m *metrics) failed(ci *connInfo, side string, err error, hello *clientHello) {
+// side, and the reason (classify's).
+func (m *metrics) failed(ci *connInfo, side, reason string) {
 	m.access(ci)
-	m.failures.WithLabelValues(side, reason(err, hello)).Inc()
+	m.failures.WithLabelValues(side, reason).Inc()
 }
 
 // authFailed counts a request refused for its credentials (result "bad" or
@@ -149,7 +142,8 @@ func (m *metrics) forward(denied bool, resp *http.Response, err error) {
 	}
 	m.connections.WithLabelValues(action, "none", versionLabel(upstream)).Inc()
 	if err != nil {
-		m.failures.WithLabelValues(sideUpstream, reason(err, nil)).Inc()
+		ue := &upstreamError{stage: "dial", err: err}
+		m.failures.WithLabelValues(sideUpstream, ue.verdict().reason).Inc()
 	}
 }
 
@@ -186,71 +180,11 @@ const (
 	reasonSSLv2Hello       = "sslv2_hello"       // SSLv2-format ClientHello (old Java, old OpenSSL)
 	reasonNotTLS           = "not_tls"           // the app sent something that is not TLS
 	reasonClosed           = "closed"            // the peer closed the connection during the handshake
-	reasonSecLevel         = "seclevel"          // a TLS 1.0/1.1 app aborted with internal_error or handshake_failure: OpenSSL 3 at its default security level (see clientHint)
+	reasonSecLevel         = "seclevel"          // a TLS 1.0/1.1 app aborted with internal_error or handshake_failure: OpenSSL 3 at its default security level (see appVerdict)
 	reasonDialRefused      = "dial_refused"      // upstream port closed
 	reasonDNS              = "dns"               // upstream host name did not resolve
 	reasonOther            = "other"
 )
-
-// reason classifies a failed handshake or dial with errors.Is/As on the
-// types the standard library and tlsbridge return (see upstreamError.explain,
-// remoteAlert and clientHint in errors.go); never by matching error text.
-// hello is the app's ClientHello when it was read.
-func reason(err error, hello *clientHello) string {
-	var (
-		dnsErr    *net.DNSError
-		unknownCA x509.UnknownAuthorityError
-		hostErr   x509.HostnameError
-		invalid   x509.CertificateInvalidError
-		verifyErr *tls.CertificateVerificationError
-	)
-	switch {
-	case errors.Is(err, errSSLv2Hello):
-		return reasonSSLv2Hello
-	case errors.Is(err, errNotTLS):
-		return reasonNotTLS
-	case errors.Is(err, errClientVersion):
-		return reasonProtocolVersion // outside client.min_tls/max_tls
-	case hello != nil && hello.maxOffered() < tls.VersionTLS10:
-		return reasonProtocolVersion // SSL 3.0 only
-	case hello != nil && !sharesSuite(hello.info.CipherSuites):
-		return reasonNoSharedCipher
-	case errors.As(err, &dnsErr):
-		return reasonDNS
-	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-		return reasonTimeout
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return reasonDialRefused
-	case errors.Is(err, io.EOF):
-		return reasonClosed
-	case hello != nil && curveHint(hello, policy.LeafKeyAuto) != "":
-		return reasonNoSharedCipher // ECDSA suites only, and no P-256 for tlsbridge's ECDSA leaf
-	case errors.As(err, &unknownCA):
-		return reasonUnknownAuthority
-	case errors.As(err, &hostErr):
-		return reasonHostname
-	case errors.As(err, &invalid):
-		if invalid.Reason == x509.Expired {
-			return reasonExpired
-		}
-		return reasonBadCertificate
-	case errors.As(err, &verifyErr):
-		return reasonBadCertificate
-	}
-	if code, ok := remoteAlert(err); ok {
-		switch code {
-		case alertProtocolVersion:
-			return reasonProtocolVersion
-		case alertUnknownCA, alertBadCertificate, alertCertificateUnknown:
-			return reasonUnknownAuthority
-		case alertInternalError, alertHandshakeFailure:
-			if hello != nil && hello.maxOffered() <= tls.VersionTLS11 {
-				return reasonSecLevel
-			}
-		}
-	}
-	return reasonOther
-}
 
 // cacheCollector exports the leaf cache's counters, read with Stats at
 // scrape time, so the cache needs no metrics code of its own.

@@ -247,8 +247,8 @@ func TestReason(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := reason(tt.err, tt.hello); got != tt.want {
-				t.Errorf("reason(%v) = %q, want %q", tt.err, got, tt.want)
+			if got := classify(tt.err, tt.hello, 0).reason; got != tt.want {
+				t.Errorf("classify(%v).reason = %q, want %q", tt.err, got, tt.want)
 			}
 		})
 	}

@@ -1,6 +1,9 @@
 package bump
 
 import (
+	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"log"
 	"net"
@@ -19,9 +22,10 @@ import (
 
 var errTooManyFiles = syscall.EMFILE
 
-// newProxy configures goproxy as the HTTP front end: plain http:// requests
-// are forwarded through a transport that ignores the environment's proxy
-// settings, and every CONNECT is hijacked into handleConnect.
+// newProxy configures goproxy for what it still does: forwarding plain
+// http:// proxy requests (and https:// absolute URIs), each through the
+// transport of the rule it matched (see newTransport). CONNECTs never reach
+// it: the front door hands them to the pipeline.
 func (s *Server) newProxy() *goproxy.ProxyHttpServer {
 	p := goproxy.NewProxyHttpServer()
 	p.Logger = printfLogger{s.log}
@@ -31,25 +35,39 @@ func (s *Server) newProxy() *goproxy.ProxyHttpServer {
 	// Warnf lines still reach printfLogger.
 	p.Verbose = false
 	// goproxy's default transport skips verification and honours
-	// HTTPS_PROXY; ours does neither (a proxy that follows its own
-	// environment can loop into itself).
-	p.Tr = &http.Transport{
-		Proxy:                 nil,
-		DialContext:           s.dial,
-		TLSHandshakeTimeout:   s.cfg.DialTimeout,
-		ResponseHeaderTimeout: 60 * time.Second,
-		MaxIdleConnsPerHost:   16,
-		IdleConnTimeout:       90 * time.Second,
-		TLSClientConfig:       newUpstreamBase(s.Policy().Upstream),
-	}
+	// HTTPS_PROXY; every request gets a rule's transport instead (see
+	// onPlainRequest), and this one refuses, should one ever be missed.
+	p.Tr = &http.Transport{Proxy: nil, DialContext: func(context.Context, string, string) (net.Conn, error) {
+		return nil, errors.New("bump: plain request without a rule's transport")
+	}}
 	p.ConnectDial = nil
 	p.NonproxyHandler = http.HandlerFunc(s.serveNonProxy)
-	p.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
-		return &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: s.handleConnect}, host
-	})
 	p.OnRequest().DoFunc(s.onPlainRequest)
 	p.OnResponse().DoFunc(s.onPlainResponse)
 	return p
+}
+
+// newTransport is the plain-HTTP transport of one rule: its address (the
+// dial goes there, whatever the URL's host), its server_name and roots and
+// TLS versions for https:// URLs (base, the rule's server-facing template),
+// never the environment's proxy settings (a proxy that follows its own
+// environment can loop into itself).
+func (s *Server) newTransport(rule *policy.Rule, base *tls.Config, timeout time.Duration) *http.Transport {
+	tlsCfg := base.Clone()
+	tlsCfg.ServerName = rule.Upstream.ServerName // "" verifies the URL's host
+	dial := s.dial
+	if a := rule.Upstream.Address; a != "" {
+		dial = func(ctx context.Context, network, _ string) (net.Conn, error) { return s.dial(ctx, network, a) }
+	}
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           dial,
+		TLSClientConfig:       tlsCfg,
+		TLSHandshakeTimeout:   timeout,
+		ResponseHeaderTimeout: 60 * time.Second,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+	}
 }
 
 // serveNonProxy answers requests that are not proxy requests (a browser
@@ -64,14 +82,19 @@ func (s *Server) serveNonProxy(w http.ResponseWriter, r *http.Request) {
 type plainState struct {
 	start time.Time
 	rule  *policy.Rule
+	rt    *snapshot
 	id    uint64
 }
 
 func (s *Server) onPlainRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
-	st := &plainState{start: time.Now(), id: s.connID.Add(1)}
+	st := &plainState{start: time.Now(), id: s.connID.Add(1), rt: s.rt.Load()}
 	ctx.UserData = st
-	host, port := splitTarget(r.URL.Host, 80)
-	pol := s.Policy()
+	def := 80
+	if r.URL.Scheme == "https" {
+		def = 443
+	}
+	host, port := splitTarget(r.URL.Host, def)
+	pol := st.rt.pol
 	st.rule = pol.Match(host, port)
 	if st.rule.Action == policy.ActionDeny {
 		return r, textResponse(r, http.StatusForbidden, fmt.Sprintf("tlsbridge: %s:%d is denied by %s\n", host, port, st.rule.Name))
@@ -81,6 +104,10 @@ func (s *Server) onPlainRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.R
 	if port != 80 && !pol.AllowsPort(port) {
 		return r, textResponse(r, http.StatusForbidden, fmt.Sprintf("tlsbridge: plain HTTP to port %d is not allowed (port 80 and connect_ports %v are); add it to connect_ports to allow it\n", port, pol.ConnectPorts))
 	}
+	tr := st.rt.transport[st.rule]
+	ctx.RoundTripper = goproxy.RoundTripperFunc(func(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
+		return tr.RoundTrip(req)
+	})
 	return r, nil
 }
 
@@ -91,9 +118,12 @@ func (s *Server) onPlainResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *ht
 		ue := &upstreamError{stage: "dial", host: host, addr: ctx.Req.URL.Host, name: host, err: ctx.Error}
 		if st != nil {
 			ue.rule = st.rule
+			if a := st.rule.Upstream.Address; a != "" {
+				ue.addr = a
+			}
 		}
-		status, cause, fix := ue.explain()
-		resp = textResponse(ctx.Req, status, errorBody(status, ctx.Req.URL.Host, cause, fix))
+		v := ue.verdict()
+		resp = textResponse(ctx.Req, v.status, errorBody(v.status, ctx.Req.URL.Host, v.cause, v.fix))
 	}
 	if st != nil && resp != nil {
 		s.metrics.forward(st.rule.Action == policy.ActionDeny, resp, ctx.Error)

@@ -1,7 +1,6 @@
 package bump
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -17,7 +16,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/tlsbridge/tlsbridge/ca"
-	"github.com/tlsbridge/tlsbridge/internal/logfield"
 	"github.com/tlsbridge/tlsbridge/policy"
 )
 
@@ -38,30 +36,8 @@ type Config struct {
 	// "localhost", "127.0.0.1" and "::1".
 	ProxyNames []string
 
-	// HandshakeTimeout bounds the time from accepting a connection to a
-	// complete request line, and from CONNECT to a complete app-facing TLS
-	// handshake. If zero, 10 s.
-	HandshakeTimeout time.Duration
-
-	// DialTimeout bounds the upstream TCP connect plus TLS handshake.
-	// If zero, 15 s.
-	DialTimeout time.Duration
-
-	// IdleTimeout closes tunnels and bumped connections with no traffic
-	// either way for this long, and idle keep-alive proxy connections.
-	// If zero, 5 minutes.
-	IdleTimeout time.Duration
-
-	// MaxConnections bounds concurrent app connections on the proxy port
-	// and listeners together; more are answered 503 and closed. If zero, 4096.
-	MaxConnections int
-
-	// MaxHeaderBytes bounds a proxy request's header. If zero, 64 KiB.
-	MaxHeaderBytes int
-
-	// DrainTimeout is how long Serve waits for in-flight connections after
-	// its context ends before it closes them. If zero, 5 s.
-	DrainTimeout time.Duration
+	// The timeouts and bounds are the policy's [limits]: they change with
+	// SetPolicy, like every other setting derived from the policy.
 
 	// Dial opens upstream TCP connections. If nil, a net.Dialer. tlsbridge
 	// never uses HTTP_PROXY/HTTPS_PROXY from its own environment.
@@ -73,30 +49,28 @@ type Config struct {
 	LeafMints *LeafMints
 }
 
-// Server is the proxy: an HTTP proxy front end (goproxy) whose CONNECT
-// requests are dispatched by policy to deny, tunnel or bump.
+// Server is the proxy: the front door of the proxy port (front.go), the
+// [[listener]] ports (listener.go), and the connection pipeline they share
+// (session.go), all under the snapshot of the policy in force (snapshot.go).
 type Server struct {
 	cfg     Config
 	log     *logrus.Entry
-	policy  atomic.Pointer[policy.Policy]
-	proxy   *goproxy.ProxyHttpServer
+	rt      atomic.Pointer[snapshot] // see snapshot.go
+	proxy   *goproxy.ProxyHttpServer // plain-HTTP forwarding only
 	appBase *tls.Config
 	metrics *metrics // see metrics.go
 
-	upstreamMu   sync.Mutex
-	upstreamBase map[*policy.Rule]*tls.Config
-
 	connID atomic.Uint64
-	pool   upstreamPool // idle upstream connections (reuse.go)
-	active atomic.Int64 // admitted app connections, for MaxConnections
+	pool   upstreamPool // idle upstream connections (pool.go)
+	active atomic.Int64 // admitted app connections, for max_connections
 
 	auth authGuard // proxy authentication (guard.go)
 
 	selfMu sync.Mutex
-	self   []*net.TCPAddr // addresses tlsbridge listens on (loop refusal)
+	self   []*net.TCPAddr // addresses tlsbridge listens on now (loop refusal)
 
-	hijacked *connSet       // CONNECT connections taken over from http.Server
-	sniffing sync.WaitGroup // accepted connections not yet handed to http.Server
+	hijacked *connSet       // proxy-port connections in the pipeline
+	sniffing sync.WaitGroup // accepted connections not yet in the pipeline or http.Server
 	cancel   context.CancelFunc
 	ctx      context.Context
 	once     sync.Once
@@ -107,24 +81,6 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	if cfg.Policy == nil || cfg.Certs == nil {
 		panic("bump.New: Config.Policy and Config.Certs are required")
-	}
-	if cfg.HandshakeTimeout == 0 {
-		cfg.HandshakeTimeout = 10 * time.Second
-	}
-	if cfg.DialTimeout == 0 {
-		cfg.DialTimeout = 15 * time.Second
-	}
-	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = 5 * time.Minute
-	}
-	if cfg.MaxConnections == 0 {
-		cfg.MaxConnections = 4096
-	}
-	if cfg.MaxHeaderBytes == 0 {
-		cfg.MaxHeaderBytes = 64 << 10
-	}
-	if cfg.DrainTimeout == 0 {
-		cfg.DrainTimeout = 5 * time.Second
 	}
 	if cfg.ProxyNames == nil {
 		cfg.ProxyNames = proxyNames(cfg.Policy.Listen)
@@ -145,15 +101,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:          cfg,
-		log:          log,
-		appBase:      base,
-		upstreamBase: make(map[*policy.Rule]*tls.Config),
-		hijacked:     newConnSet(),
-		ctx:          ctx,
-		cancel:       cancel,
+		cfg:      cfg,
+		log:      log,
+		appBase:  base,
+		hijacked: newConnSet(),
+		ctx:      ctx,
+		cancel:   cancel,
 	}
-	s.policy.Store(cfg.Policy)
+	s.rt.Store(s.newSnapshot(cfg.Policy))
 	s.proxy = s.newProxy()
 	s.metrics = newMetrics(cfg.Certs, cfg.LeafMints)
 	return s, nil
@@ -163,38 +118,30 @@ type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
-// Policy returns the policy in force for new connections.
-func (s *Server) Policy() *policy.Policy { return s.policy.Load() }
-
-// SetPolicy swaps in a new policy for new connections; connections in flight
-// keep the rule they matched.
-func (s *Server) SetPolicy(p *policy.Policy) {
-	if p == nil {
-		panic("bump: SetPolicy(nil)")
-	}
-	s.policy.Store(p)
-	s.upstreamMu.Lock()
-	s.upstreamBase = make(map[*policy.Rule]*tls.Config)
-	s.upstreamMu.Unlock()
-}
-
-// Serve accepts connections on ln until ctx ends or Close is called, then
-// stops accepting, lets in-flight connections finish for DrainTimeout and
-// closes the rest. It returns nil after a clean shutdown.
+// Serve accepts proxy connections on ln until ctx ends or Close is called,
+// then stops accepting, lets in-flight connections finish for
+// limits.drain_timeout and closes the rest. It returns nil after a clean
+// shutdown. A Server serves one proxy port: call Serve once (ServeListener
+// serves the [[listener]] ports beside it).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
 
+	// http.Server reads plain-HTTP proxy requests only (CONNECTs are read
+	// by the front door); its timeouts are the [limits] at start, which a
+	// reload names as needing a restart for plain HTTP (RestartKeys).
+	lim := s.rt.Load().lim
 	hs := &http.Server{
 		Handler:           s.front(s.proxy),
-		ReadHeaderTimeout: s.cfg.HandshakeTimeout,
-		IdleTimeout:       s.cfg.IdleTimeout,
-		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ReadHeaderTimeout: lim.HandshakeTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
 		ErrorLog:          newStdLogger(s.log, logrus.DebugLevel),
 	}
 	s.addSelf(ln.Addr())
+	defer s.removeSelf(ln.Addr())
 	inner := newChanListener(ln.Addr())
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(inner) }()
@@ -204,8 +151,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	// Drain: http.Server waits for its own connections; hijacked CONNECT
 	// connections are invisible to it, so they are tracked here. Both get
-	// DrainTimeout, then what is left is closed.
-	drainCtx, drainCancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+	// limits.drain_timeout, then what is left is closed.
+	drain := s.rt.Load().lim.DrainTimeout
+	drainCtx, drainCancel := context.WithTimeout(context.Background(), drain)
 	defer drainCancel()
 	hsDone := make(chan struct{})
 	go func() {
@@ -214,7 +162,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		close(hsDone)
 	}()
-	s.hijacked.shutdown(s.cfg.DrainTimeout)
+	s.hijacked.shutdown(drain)
 	<-hsDone
 	s.sniffing.Wait()
 	<-serveErr
@@ -236,8 +184,7 @@ func (s *Server) Close() error {
 // acceptLoop admits connections and hands each to a goroutine that sniffs
 // for TLS on the proxy port.
 func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, inner *chanListener) error {
-	busy := busyResponse(s.cfg.MaxConnections)
-	return s.accept(ctx, ln, "proxy", busy, func(c net.Conn) bool {
+	return s.accept(ctx, ln, "proxy", true, func(c net.Conn) bool {
 		s.sniffing.Add(1)
 		go func() {
 			defer s.sniffing.Done()
@@ -255,60 +202,6 @@ func (s *Server) clientAllowed(a net.Addr) bool {
 	return s.Policy().AllowsClient(ta.AddrPort().Addr()) // AllowsClient unmaps
 }
 
-// sniff reads the first byte: a TLS handshake record means the app speaks
-// TLS to the proxy itself (https_proxy=https://...), so it is terminated
-// here with the proxy's own certificate before the proxy protocol starts.
-func (s *Server) sniff(ctx context.Context, c net.Conn, inner *chanListener) {
-	c.SetReadDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	br := bufio.NewReaderSize(c, 1024)
-	first, err := br.Peek(1)
-	if err != nil {
-		s.log.WithFields(logrus.Fields{logfield.ClientAddr: c.RemoteAddr().String()}).
-			WithError(err).Debug("client sent nothing: closed")
-		c.Close()
-		return
-	}
-	if first[0]&0x80 != 0 {
-		if b, err := br.Peek(4); err == nil && isSSLv2Hello(b) {
-			s.log.WithFields(logrus.Fields{logfield.ClientAddr: c.RemoteAddr().String(), logfield.Hint: clientHint(errSSLv2Hello, nil)}).
-				Warn("app sent an SSLv2-format ClientHello to the proxy port: closed")
-			c.Close()
-			return
-		}
-	}
-	c.SetReadDeadline(time.Time{})
-	var conn net.Conn = &peekedConn{Conn: c, r: br}
-	if first[0] == 0x16 {
-		tc, ok := s.proxyPortTLS(ctx, conn) // connect.go: logs a failure with a hint
-		if !ok {
-			return
-		}
-		conn = tc
-	}
-	if !inner.deliver(ctx, conn) {
-		conn.Close()
-	}
-}
-
-// proxyTLSConfig is the config for TLS on the proxy port.
-func (s *Server) proxyTLSConfig() *tls.Config {
-	names := s.cfg.ProxyNames
-	return appFacingConfig(s.appBase, s.Policy().Client, nil, func(hi *tls.ClientHelloInfo) (*tls.Certificate, error) {
-		return s.cfg.Certs.GetMulti(names, s.leafKeyFor(hi))
-	})
-}
-
-// leafKeyFor picks the leaf key type for an app's ClientHello: the [ca]
-// leaf_key of the policy in force (a reload changes it), or for "auto"
-// ECDSA (a signature costs 0.03 ms) when the app supports it and RSA
-// (0.7 ms) when it does not.
-func (s *Server) leafKeyFor(hi *tls.ClientHelloInfo) ca.KeyType {
-	if kt := s.Policy().CA.LeafKey; kt != policy.LeafKeyAuto {
-		return kt
-	}
-	return s.cfg.Certs.KeyTypeFor(hi)
-}
-
 // track registers a hijacked connection so shutdown can close it; false
 // once shutdown began.
 func (s *Server) track(c net.Conn) bool {
@@ -318,61 +211,6 @@ func (s *Server) track(c net.Conn) bool {
 	s.metrics.active.Inc()
 	return true
 }
-
-// peekedConn serves bytes buffered by the sniffing reader first.
-type peekedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *peekedConn) Read(p []byte) (int, error) {
-	if c.r.Buffered() > 0 {
-		return c.r.Read(p)
-	}
-	return c.Conn.Read(p)
-}
-
-// NetConn returns the wrapped connection, for half-close.
-func (c *peekedConn) NetConn() net.Conn { return c.Conn }
-
-// chanListener feeds sniffed connections to http.Server.
-type chanListener struct {
-	addr   net.Addr
-	ch     chan net.Conn
-	done   chan struct{}
-	closed sync.Once
-}
-
-func newChanListener(addr net.Addr) *chanListener {
-	return &chanListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *chanListener) deliver(ctx context.Context, c net.Conn) bool {
-	select {
-	case l.ch <- c:
-		return true
-	case <-l.done:
-		return false
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func (l *chanListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *chanListener) Close() error {
-	l.closed.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *chanListener) Addr() net.Addr { return l.addr }
 
 // proxyNames are the default names of the proxy's own certificate.
 func proxyNames(listen string) []string {

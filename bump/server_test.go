@@ -116,7 +116,8 @@ func startProxyCA(t testing.TB, authority *ca.Authority, config string, tweak ..
 	l := logrus.New()
 	l.SetOutput(lockedWriter{p.logMu, p.log})
 	l.SetLevel(logrus.InfoLevel)
-	cfg := Config{Policy: pol, Certs: certs, Log: logrus.NewEntry(l), HandshakeTimeout: 2 * time.Second, DrainTimeout: time.Second}
+	pol.Limits.HandshakeTimeout, pol.Limits.DrainTimeout = 2*time.Second, time.Second
+	cfg := Config{Policy: pol, Certs: certs, Log: logrus.NewEntry(l)}
 	for _, f := range tweak {
 		f(&cfg)
 	}
@@ -506,7 +507,7 @@ func TestCertificateCache(t *testing.T) {
 
 func TestBadInputKeepsServing(t *testing.T) {
 	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
-	p := startProxy(t, pinConfig(o, "origin.test", "bump", ""), func(c *Config) { c.HandshakeTimeout = time.Second })
+	p := startProxy(t, pinConfig(o, "origin.test", "bump", ""), func(c *Config) { c.Policy.Limits.HandshakeTimeout = time.Second })
 
 	t.Run("silent-client-closed", func(t *testing.T) {
 		c, err := net.Dial("tcp", p.addr)

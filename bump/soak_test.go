@@ -226,14 +226,14 @@ type soakSnapshot struct {
 }
 
 // settle waits up to 5 s for goroutines and fds to fall back to base (or,
-// with no base, to stop falling), then returns a snapshot.
+// with no base, to stop falling), then returns a sample.
 func settle(t testing.TB, base *soakSnapshot) soakSnapshot {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	prev := snapshot()
+	prev := soakSample()
 	for time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
-		s := snapshot()
+		s := soakSample()
 		if base != nil && s.goroutines <= base.goroutines+soakSlack/2 && s.fds <= base.fds+soakSlack/2 {
 			prev = s
 			break
@@ -252,7 +252,7 @@ func settle(t testing.TB, base *soakSnapshot) soakSnapshot {
 	return prev
 }
 
-func snapshot() soakSnapshot {
+func soakSample() soakSnapshot {
 	s := soakSnapshot{goroutines: runtime.NumGoroutine(), fds: -1}
 	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
 		s.fds = len(ents)

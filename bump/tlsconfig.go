@@ -78,7 +78,7 @@ func newAppFacingBase() (*tls.Config, error) {
 		// TLS 1.0 and 1.1 are the reason tlsbridge exists; the per-rule
 		// client.min_tls narrows this. Since Go 1.22 an unset MinVersion means
 		// TLS 1.2 for servers (GODEBUG tls10server), so it is always set.
-		MinVersion:   tls.VersionTLS10, //nolint:gosec // legacy apps on loopback are the product's purpose; tested in legacy_test.go
+		MinVersion:   tls.VersionTLS10, //nolint:gosec // legacy apps on loopback are the product's purpose; tested in server_test.go (TLS 1.0 clients throughout)
 		MaxVersion:   tls.VersionTLS13,
 		CipherSuites: legacyClientCipherSuites,
 		// What the app may use for ECDHE. The order here is not a

@@ -68,7 +68,6 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		}
 		return m != nil
 	})
-	time.Sleep(100 * time.Millisecond) // let the reload goroutine subscribe
 
 	if got := connectStatus(t, proxy, "x.test:8443"); !strings.Contains(got, "connect_ports") {
 		t.Fatalf("before reload: CONNECT x.test:8443 = %q, want 403 for the port", got)
@@ -130,7 +129,6 @@ func TestReloadReopensListeners(t *testing.T) {
 	stderr, stop := startRun(t, "-config", cfg, "-ca-dir", caDir)
 	defer stop()
 	waitFor(t, "the proxy to listen", func() bool { return strings.Contains(stderr.String(), "tlsbridge listening") })
-	time.Sleep(100 * time.Millisecond) // let the reload goroutine subscribe
 
 	reload := func(text string, n int) {
 		t.Helper()
@@ -196,4 +194,45 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// A reload names, in one warning, every changed key that only a restart
+// applies (the proxy and admin ports), and applies the rest: a new
+// handshake_timeout, which is not in that warning for CONNECTs.
+func TestReloadNamesRestartKeys(t *testing.T) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	proxy, admin, admin2 := freeAddr(t), freeAddr(t), freeAddr(t)
+	cfg := writeConfig(t, fmt.Sprintf("listen = %q\n[admin]\nlisten = %q\n", proxy, admin))
+	stderr, stop := startRun(t, "-config", cfg, "-ca-dir", t.TempDir())
+	defer stop()
+	waitFor(t, "the proxy to listen", func() bool { return strings.Contains(stderr.String(), "tlsbridge listening") })
+
+	moved := freeAddr(t)
+	text := fmt.Sprintf("listen = %q\n[admin]\nlisten = %q\n[limits]\nupstream_timeout = \"3s\"\n", moved, admin2)
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitFor(t, "the reload", func() bool { return strings.Contains(stderr.String(), "config reloaded") })
+	var warning string
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if strings.Contains(l, "only at start") {
+			warning = l
+		}
+	}
+	for _, want := range []string{"listen (\\\"" + moved, "admin.listen (\\\"" + admin2, "restart"} {
+		if !strings.Contains(warning, want) {
+			t.Errorf("restart warning lacks %q:\n%s", want, warning)
+		}
+	}
+	if strings.Contains(warning, "upstream_timeout") {
+		t.Errorf("restart warning names upstream_timeout, which a reload applies:\n%s", warning)
+	}
+	// The proxy still serves on its first port.
+	if got := connectStatus(t, proxy, "x.test:8443"); !strings.Contains(got, "connect_ports") {
+		t.Errorf("after the reload: CONNECT on the first port = %q, want the proxy's 403", got)
+	}
 }

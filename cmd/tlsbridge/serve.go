@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -56,16 +58,10 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	defer closeListeners(lns)
 	srv, err := bump.New(bump.Config{
-		Policy:           pol,
-		Certs:            cache,
-		Log:              log,
-		LeafMints:        mints,
-		HandshakeTimeout: pol.Limits.HandshakeTimeout,
-		DialTimeout:      pol.Limits.UpstreamTimeout,
-		IdleTimeout:      pol.Limits.IdleTimeout,
-		DrainTimeout:     pol.Limits.DrainTimeout,
-		MaxConnections:   pol.Limits.MaxConnections,
-		MaxHeaderBytes:   pol.Limits.MaxHeaderBytes,
+		Policy:    pol,
+		Certs:     cache,
+		Log:       log,
+		LeafMints: mints,
 	})
 	if err != nil {
 		ln.Close()
@@ -80,6 +76,11 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	defer stopAdmin()
 
+	// Subscribed before the line that says tlsbridge is up, so a SIGHUP
+	// sent after it is never lost.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	log.WithFields(logrus.Fields{logfield.Listen: ln.Addr().String(), logfield.CADir: authority.Dir}).Info("tlsbridge listening")
 	log.Infof("apps use it with HTTPS_PROXY=http://%s and trust %s (tlsbridge ca install, or tlsbridge ca export -out ca.pem)", ln.Addr(), authority.CertPath())
 
@@ -88,9 +89,13 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var wg sync.WaitGroup
 	listeners := &listenerSet{ctx: ctx, wg: &wg, srv: srv, log: log}
 	listeners.start(pol, lns)
-	sd := newNotifier(log) // systemd Type=notify: READY=1 is sent by reloadOnHUP
-	wg.Go(func() { reloadOnHUP(ctx, cf, srv, listeners, log, sd) })
+	sd := newNotifier(log) // systemd Type=notify
+	wg.Go(func() { reloadOnHUP(ctx, hup, cf, srv, listeners, log, sd) })
 	wg.Go(func() { <-ctx.Done(); sd.stopping() }) // the drain starts
+	// READY=1 now: the ports are open, and SIGHUP has been caught since
+	// before the listening line (its default action would kill the
+	// process on a "systemctl reload").
+	sd.ready()
 	err = srv.Serve(ctx, ln)
 	cancel()
 	wg.Wait()
@@ -136,39 +141,67 @@ func openCA(flagDir string, pol *policy.Policy, mints *bump.LeafMints, log *logr
 	return authority, cache, nil
 }
 
-// reloadOnHUP swaps in a re-read config on SIGHUP and re-opens the
-// [[listener]] ports that changed; an invalid file keeps the policy in force
-// and logs every problem. The proxy's own listen address needs a restart.
-// It tells systemd READY=1 once SIGHUP is caught (before, a "systemctl
-// reload" would kill the process: SIGHUP's default action), and brackets
-// each reload with RELOADING=1 and READY=1.
-func reloadOnHUP(ctx context.Context, cf commonFlags, srv *bump.Server, listeners *listenerSet, log *logrus.Entry, sd notifier) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	sd.ready()
+// reloadOnHUP applies a re-read config on each signal from hup (see
+// reload), bracketed for systemd by RELOADING=1 and READY=1.
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, cf commonFlags, srv *bump.Server, listeners *listenerSet, log *logrus.Entry, sd notifier) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
 			sd.reloading()
-			pol, err := cf.loadPolicy()
-			if err != nil {
-				log.WithError(err).Error("reload failed; the previous config stays in force")
-				sd.ready()
-				continue
-			}
-			if was := srv.Policy().Listen; pol.Listen != was {
-				log.Warnf("listen changed from %q to %q: the proxy port is only opened at start; restart tlsbridge to move it", was, pol.Listen)
-			}
-			srv.SetPolicy(pol)
-			listeners.reload(pol)
-			warnUnsafe(pol, log)
-			log.Info("config reloaded: " + describeConfig(pol))
+			reload(cf, srv, listeners, log)
 			sd.ready()
 		}
 	}
+}
+
+// reload re-reads the config and applies it whole: the policy with its
+// limits, transports and auth (one snapshot, bump.Server.SetPolicy), the
+// [[listener]] ports that changed, and the log level. What only a restart
+// can change is named, key by key, in one warning. An invalid file keeps
+// the config in force and logs every problem.
+func reload(cf commonFlags, srv *bump.Server, listeners *listenerSet, log *logrus.Entry) {
+	pol, err := cf.loadPolicy()
+	if err != nil {
+		log.WithError(err).Error("reload failed; the previous config stays in force (fix the file, then send SIGHUP again)")
+		return
+	}
+	old := srv.Policy()
+	if keys := restartKeys(old, pol); len(keys) > 0 {
+		log.Warnf("reload: %s changed; tlsbridge applies %s only at start: restart it for the new value (everything else is applied now)",
+			strings.Join(keys, ", "), map[bool]string{true: "it", false: "them"}[len(keys) == 1])
+	}
+	srv.SetPolicy(pol)
+	listeners.reload(pol)
+	if lv, err := logrus.ParseLevel(levelOf(pol.Log)); err == nil {
+		log.Logger.SetLevel(lv)
+	}
+	warnUnsafe(pol, log)
+	log.Info("config reloaded: " + describeConfig(pol))
+}
+
+// restartKeys names the keys whose change a reload cannot apply: the
+// ports opened at start, the CA (created and loaded at start), the log
+// format, and the [limits] that http.Server applies to plain-HTTP proxy
+// requests (CONNECTs and listeners take the new limits at once).
+func restartKeys(old, pol *policy.Policy) []string {
+	var keys []string
+	add := func(changed bool, key string) {
+		if changed {
+			keys = append(keys, key)
+		}
+	}
+	add(old.Listen != pol.Listen, fmt.Sprintf("listen (%q, still serving %q)", pol.Listen, old.Listen))
+	add(old.Admin.Listen != pol.Admin.Listen, fmt.Sprintf("admin.listen (%q, still serving %q)", pol.Admin.Listen, old.Admin.Listen))
+	add(old.CA.Dir != pol.CA.Dir, "ca.dir")
+	add(!slices.Equal(old.CA.PermittedHosts, pol.CA.PermittedHosts), "ca.permitted_hosts")
+	add(old.Log.Format != pol.Log.Format, "log.format")
+	ol, nl := old.Limits, pol.Limits
+	add(ol.HandshakeTimeout != nl.HandshakeTimeout, "limits.handshake_timeout (for plain http:// requests; CONNECTs use the new value)")
+	add(ol.IdleTimeout != nl.IdleTimeout, "limits.idle_timeout (for plain http:// keep-alive; CONNECTs use the new value)")
+	add(ol.MaxHeaderBytes != nl.MaxHeaderBytes, "limits.max_header_bytes (for plain http:// requests; CONNECTs use the new value)")
+	return keys
 }
 
 // describeConfig says which config is in force and what it holds:
@@ -211,16 +244,20 @@ func newLogger(c policy.LogConfig, w io.Writer) (*logrus.Entry, error) {
 	default:
 		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
 	}
-	level := c.Level
-	if level == "" {
-		level = "info"
-	}
-	lv, err := logrus.ParseLevel(level)
+	lv, err := logrus.ParseLevel(levelOf(c))
 	if err != nil {
 		return nil, fmt.Errorf("log.level: %w", err)
 	}
 	l.SetLevel(lv)
 	return logrus.NewEntry(l), nil
+}
+
+// levelOf is the [log] level, "info" when unset.
+func levelOf(c policy.LogConfig) string {
+	if c.Level == "" {
+		return "info"
+	}
+	return c.Level
 }
 
 func ignoreHelp(err error) error {

@@ -25,9 +25,10 @@ PROBE=(python3 "$EX_DIR/probe.py")
 FLOOD_THREADS=64
 FLOOD_SECONDS=4
 # A legitimate request's p99 bound during the flood. Alone it takes
-# ~20-40 ms here (curl start, two TLS handshakes); the bound leaves room for
-# a loaded 2-core CI machine. Before the limit, it was seconds.
-LEGIT_P99_MS=500
+# ~20-40 ms here (curl start, two TLS handshakes), 80-180 ms during the
+# flood; the bound leaves room for a 2-core machine busy with other builds
+# (535 ms seen once so). Before the limit, it was 2.3 s.
+LEGIT_P99_MS=1000
 
 make_origin_certs "$WORK"
 start_nginx "$EX_DIR/nginx.conf" "NGINX_PORT=$NGINX_PORT"

@@ -4,10 +4,11 @@ import "fmt"
 
 // Statuses a *Error asks the intermediary to answer with.
 const (
-	StatusBadRequest     = 400
-	StatusHeadTooLarge   = 431
-	StatusNotImplemented = 501
-	StatusBadGateway     = 502
+	StatusBadRequest          = 400
+	StatusHeadTooLarge        = 431
+	StatusNotImplemented      = 501
+	StatusVersionNotSupported = 505
+	StatusBadGateway          = 502
 )
 
 // Error is a message tlsbridge will not forward: malformed, ambiguous or too

@@ -207,10 +207,16 @@ func (h *Head) parseRequestLine(line []byte) error {
 		return errorf(StatusBadRequest, "request target is empty or has spaces, controls or non-ASCII bytes")
 	}
 	if !targetForm(m, t) {
+		if string(m) == "CONNECT" {
+			return errorf(StatusBadRequest, "CONNECT target %q is not host:port", clip(t))
+		}
 		return errorf(StatusBadRequest, "request target %q is not origin-form (/path), absolute-form (http://...) or * for OPTIONS", clip(t))
 	}
 	minor, ok := version(v)
 	if !ok {
+		if len(v) == 8 && string(v[:5]) == "HTTP/" && isDigit(v[5]) && v[6] == '.' && isDigit(v[7]) {
+			return errorf(StatusVersionNotSupported, "version %q is not HTTP/1.0 or HTTP/1.1", clip(v))
+		}
 		return errorf(StatusBadRequest, "version %q is not HTTP/1.0 or HTTP/1.1", clip(v))
 	}
 	h.Method, h.Target, h.Minor = m, t, minor
@@ -368,7 +374,9 @@ func (h *Head) checkFraming() error {
 		switch {
 		case h.Hosts > 1:
 			return errorf(StatusBadRequest, "more than one Host field")
-		case h.Hosts == 0 && h.Minor == 1:
+		case h.Hosts == 0 && h.Minor == 1 && string(h.Method) != "CONNECT":
+			// CONNECT names its target in the request line; like Go's
+			// net/http and squid, the proxy does not insist on Host.
 			return errorf(StatusBadRequest, "HTTP/1.1 request without a Host field")
 		}
 	}
@@ -520,11 +528,14 @@ func isTarget(b []byte) bool {
 	return true
 }
 
-// targetForm accepts the request-target forms an origin serves (RFC 9112
-// 3.2): origin-form, absolute-form with an http or https URI, and "*" for
-// OPTIONS. Authority-form is CONNECT's, which a bumped connection does not
-// carry on.
+// targetForm accepts the request-target forms (RFC 9112 3.2): for CONNECT
+// authority-form only (host:port, 3.2.3), which is what the proxy port
+// reads; for every other method what an origin serves: origin-form,
+// absolute-form with an http or https URI, and "*" for OPTIONS.
 func targetForm(method, t []byte) bool {
+	if string(method) == "CONNECT" {
+		return isAuthority(t)
+	}
 	switch {
 	case t[0] == '/':
 		return true
@@ -534,6 +545,21 @@ func targetForm(method, t []byte) bool {
 		return true
 	}
 	return false
+}
+
+// isAuthority reports host:port with a non-empty host and a decimal port:
+// no path, no userinfo, no scheme.
+func isAuthority(t []byte) bool {
+	i := bytes.LastIndexByte(t, ':')
+	if i <= 0 || i == len(t)-1 || bytes.ContainsAny(t, "/@?#") {
+		return false
+	}
+	for _, c := range t[i+1:] {
+		if !isDigit(c) {
+			return false
+		}
+	}
+	return true
 }
 
 var tokenChar = func() (t [256]bool) {

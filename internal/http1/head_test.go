@@ -277,3 +277,28 @@ func TestDifferentialSeeds(t *testing.T) {
 		checkAgainstStd(t, []byte(tt.in))
 	}
 }
+
+// CONNECT takes authority-form and nothing else; other methods never do.
+func TestConnectTarget(t *testing.T) {
+	for _, tt := range []struct {
+		line string
+		ok   bool
+	}{
+		{"CONNECT origin.test:443 HTTP/1.1", true},
+		{"CONNECT [::1]:443 HTTP/1.1", true},
+		{"CONNECT 127.0.0.1:8443 HTTP/1.1", true},
+		{"CONNECT origin.test HTTP/1.1", false},
+		{"CONNECT origin.test: HTTP/1.1", false},
+		{"CONNECT /index.html HTTP/1.1", false},
+		{"CONNECT http://origin.test:443/ HTTP/1.1", false},
+		{"CONNECT user@origin.test:443 HTTP/1.1", false},
+		{"CONNECT origin.test:44x HTTP/1.1", false},
+		{"GET origin.test:443 HTTP/1.1", false},
+	} {
+		var h Head
+		err := h.ReadRequest(bufio.NewReader(strings.NewReader(tt.line+"\r\nHost: origin.test\r\n\r\n")), Limits{})
+		if (err == nil) != tt.ok {
+			t.Errorf("ReadRequest(%q) = %v, want ok=%v", tt.line, err, tt.ok)
+		}
+	}
+}
