@@ -11,7 +11,7 @@ DATE     ?= $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(date +%s)} +%Y-%m-%dT%H
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 BIN      := bin/tlsbridge
 
-.PHONY: all build run test unit examples fuzz bench vet fmt clean install uninstall
+.PHONY: all build run test unit examples fuzz bench vet fmt clean install uninstall deb
 
 all: build
 
@@ -57,6 +57,16 @@ install: build
 	$(INSTALL_ENV) sh packaging/install.sh install $(BIN)
 uninstall:
 	$(INSTALL_ENV) sh packaging/install.sh uninstall
+
+# make deb: $(DEB_DIR)/tlsbridge_<version>-1_<arch>.deb with nfpm, pinned in
+# packaging/go.mod (fetched from the Go module proxy on first use; no other
+# network). Debian versions must start with a digit: v1.2.3-4-gabc becomes
+# 1.2.3+git4.gabc, an untagged abc1234 0.0.0~git<commit date>.abc1234.
+DEB_VERSION ?= $(shell v='$(VERSION)'; case $$v in (v[0-9]*) echo "$$v" | sed -E 's/^v//; s/-([0-9]+)-g/+git\1./; s/-dirty$$/+dirty/';; (*) echo "0.0.0~git$$(git log -1 --format=%cd --date=format:%Y%m%d 2>/dev/null).$$v" | sed 's/-dirty$$/+dirty/';; esac)
+DEB_ARCH    ?= $(shell $(GO) env GOARCH)
+DEB_DIR     ?= bin
+deb: build
+	cd packaging && DEB_VERSION='$(DEB_VERSION)' DEB_ARCH='$(DEB_ARCH)' $(GO) tool nfpm package --config nfpm.yaml --packager deb --target '$(abspath $(DEB_DIR))/'
 
 # Micro-benchmarks (bounded: BENCHTIME x BENCHCOUNT x -cpu 1,2; compare runs
 # with benchstat bench.txt), then the load tool against bin/tlsbridge and an
