@@ -12,11 +12,14 @@ import (
 // NewAdminHandler returns the handler of the [admin] listener: GET (or
 // HEAD) /ca.pem serves the CA certificate as PEM (application/x-pem-file),
 // /ca.der as DER (application/pkix-cert, RFC 2585), so devices and
-// containers can fetch it with curl; /healthz answers "ok"; /metrics
+// containers can fetch it with curl; /healthz answers "ok" while the
+// process runs; /readyz answers "ready" while ready reports true and 503
+// "not ready" otherwise, for load balancers and probes (if ready is nil,
+// always "ready": the CA is loaded, or there would be no handler); /metrics
 // serves metrics (Server.MetricsHandler; absent if metrics is nil);
 // /debug/pprof/ serves the runtime's profiles. Only the
 // certificate is served, never a key. It panics if a is nil.
-func NewAdminHandler(a *ca.Authority, metrics http.Handler) http.Handler {
+func NewAdminHandler(a *ca.Authority, metrics http.Handler, ready func() bool) http.Handler {
 	if a == nil {
 		panic("bump.NewAdminHandler: nil Authority")
 	}
@@ -39,6 +42,16 @@ func NewAdminHandler(a *ca.Authority, metrics http.Handler) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if ready != nil && !ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
 	})
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)

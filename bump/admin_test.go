@@ -15,7 +15,7 @@ import (
 
 func TestAdminHandler(t *testing.T) {
 	a := catest.New(t)
-	srv := httptest.NewServer(bump.NewAdminHandler(a, nil))
+	srv := httptest.NewServer(bump.NewAdminHandler(a, nil, nil))
 	defer srv.Close()
 
 	tests := []struct {
@@ -50,6 +50,11 @@ func TestAdminHandler(t *testing.T) {
 		{"healthz", "GET", "/healthz", 200, "text/plain; charset=utf-8", func(t *testing.T, body []byte) {
 			if string(body) != "ok\n" {
 				t.Errorf("body = %q, want \"ok\\n\"", body)
+			}
+		}},
+		{"readyz", "GET", "/readyz", 200, "text/plain; charset=utf-8", func(t *testing.T, body []byte) {
+			if string(body) != "ready\n" {
+				t.Errorf("body = %q, want \"ready\\n\"", body)
 			}
 		}},
 		{"no-key", "GET", "/ca-key.pem", 404, "", nil},

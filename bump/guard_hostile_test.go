@@ -28,7 +28,7 @@ func TestOwnListenersRefused(t *testing.T) {
 	var adminHits atomic.Int64
 	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		adminHits.Add(1)
-		NewAdminHandler(p.ca, p.srv.MetricsHandler()).ServeHTTP(w, r)
+		NewAdminHandler(p.ca, p.srv.MetricsHandler(), nil).ServeHTTP(w, r)
 	}))
 	t.Cleanup(admin.Close)
 	p.srv.RefuseOwnAddr(admin.Listener.Addr())

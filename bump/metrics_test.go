@@ -74,7 +74,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("plain GET: status %d, body %q", resp.StatusCode, body)
 	}
 
-	admin := httptest.NewServer(NewAdminHandler(authority, p.srv.MetricsHandler()))
+	admin := httptest.NewServer(NewAdminHandler(authority, p.srv.MetricsHandler(), nil))
 	defer admin.Close()
 
 	// Access lines of relayed connections are written when the relay ends,

@@ -124,7 +124,7 @@ func parseLeafKey(s string) (ca.KeyType, bool) {
 type LogConfig struct{ Format, Level string }
 
 // AdminConfig is the [admin] table: Listen is the "host:port" of the admin
-// endpoint (/ca.pem, /metrics, /healthz), or "" for none.
+// endpoint (/ca.pem, /metrics, /healthz, /readyz), or "" for none.
 type AdminConfig struct{ Listen string }
 
 // Policy is a validated, immutable config. Build it with [Load], [Parse]

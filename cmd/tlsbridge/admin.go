@@ -23,12 +23,12 @@ import (
 const adminShutdownTimeout = 5 * time.Second
 
 // startAdmin serves the [admin] endpoints (/ca.pem, /ca.der, /healthz,
-// /metrics from proxy) on
+// /readyz from ready, /metrics from proxy) on
 // listen until ctx ends or stop is called; stop also waits for the server's
 // goroutines. With an empty listen it does nothing. policy has already
 // refused a non-loopback listen without allow_clients. The port is added to
 // proxy's own addresses, so it answers 508 to requests aimed at it.
-func startAdmin(ctx context.Context, listen string, a *ca.Authority, proxy *bump.Server, lg *logrus.Entry) (stop func(), err error) {
+func startAdmin(ctx context.Context, listen string, a *ca.Authority, proxy *bump.Server, ready func() bool, lg *logrus.Entry) (stop func(), err error) {
 	if listen == "" {
 		return func() {}, nil
 	}
@@ -38,7 +38,7 @@ func startAdmin(ctx context.Context, listen string, a *ca.Authority, proxy *bump
 	}
 	proxy.RefuseOwnAddr(ln.Addr())
 	srv := &http.Server{
-		Handler:           bump.NewAdminHandler(a, proxy.MetricsHandler()),
+		Handler:           bump.NewAdminHandler(a, proxy.MetricsHandler(), ready),
 		ReadHeaderTimeout: bump.AdminReadHeaderTimeout,
 		WriteTimeout:      bump.AdminWriteTimeout,
 		IdleTimeout:       bump.AdminIdleTimeout,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -9,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sirupsen/logrus"
 )
 
 // Under systemd (Type=notify), run sends READY=1 once it serves and can be
@@ -60,4 +63,31 @@ func TestRunNotifiesSystemd(t *testing.T) {
 
 	stop()
 	next("STOPPING=1")
+}
+
+// /readyz follows the lifecycle: not ready while starting, ready once the
+// ports are open and across reloads, not ready from the drain on, even if a
+// reload that was running finishes after it.
+func TestNotifierServing(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", "")
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	sd := newNotifier(logrus.NewEntry(l))
+	for _, step := range []struct {
+		do   func()
+		name string
+		want bool
+	}{
+		{func() {}, "starting", false},
+		{sd.ready, "ready", true},
+		{sd.reloading, "reloading", true},
+		{sd.ready, "reloaded", true},
+		{sd.stopping, "stopping", false},
+		{sd.ready, "a reload finishing during the drain", false},
+	} {
+		step.do()
+		if got := sd.serving(); got != step.want {
+			t.Errorf("%s: serving() = %v, want %v", step.name, got, step.want)
+		}
+	}
 }

@@ -69,7 +69,8 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	defer srv.Close()
 	warnUnsafe(pol, log)
-	stopAdmin, err := startAdmin(ctx, pol.Admin.Listen, authority, srv, log)
+	sd := newNotifier(log) // systemd Type=notify, and /readyz
+	stopAdmin, err := startAdmin(ctx, pol.Admin.Listen, authority, srv, sd.serving, log)
 	if err != nil {
 		ln.Close()
 		return err
@@ -89,7 +90,6 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var wg sync.WaitGroup
 	listeners := &listenerSet{ctx: ctx, wg: &wg, srv: srv, log: log}
 	listeners.start(pol, lns)
-	sd := newNotifier(log) // systemd Type=notify
 	wg.Go(func() { reloadOnHUP(ctx, hup, cf, srv, listeners, log, sd) })
 	wg.Go(func() { <-ctx.Done(); sd.stopping() }) // the drain starts
 	// READY=1 now: the ports are open, and SIGHUP has been caught since
@@ -143,7 +143,7 @@ func openCA(flagDir string, pol *policy.Policy, mints *bump.LeafMints, log *logr
 
 // reloadOnHUP applies a re-read config on each signal from hup (see
 // reload), bracketed for systemd by RELOADING=1 and READY=1.
-func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, cf commonFlags, srv *bump.Server, listeners *listenerSet, log *logrus.Entry, sd notifier) {
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, cf commonFlags, srv *bump.Server, listeners *listenerSet, log *logrus.Entry, sd *notifier) {
 	for {
 		select {
 		case <-ctx.Done():

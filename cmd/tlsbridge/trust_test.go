@@ -326,7 +326,7 @@ func TestWarnCAExpiry(t *testing.T) {
 }
 
 // TestRunAdminListener runs the proxy with [admin] listen set, fetches
-// /ca.pem and /healthz, and checks that run returns once it is stopped.
+// /ca.pem, /healthz and /readyz, and checks that run returns once it is stopped.
 func TestRunAdminListener(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -364,6 +364,14 @@ func TestRunAdminListener(t *testing.T) {
 	}
 	if h, err := get("/healthz"); err != nil || string(h) != "ok\n" {
 		t.Errorf("admin /healthz = %q, %v, want ok", h, err)
+	}
+	// The admin port opens before the proxy's READY=1; /readyz turns 200 then.
+	var ready []byte
+	for ready, err = get("/readyz"); err != nil && time.Now().Before(deadline); ready, err = get("/readyz") {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil || string(ready) != "ready\n" {
+		t.Errorf("admin /readyz = %q, %v, want ready", ready, err)
 	}
 	const series = `tlsbridge_client_hello_max_version_total{version="1.0"} 0`
 	if m, err := get("/metrics"); err != nil || !bytes.Contains(m, []byte(series)) || !bytes.Contains(m, []byte("tlsbridge_cert_mint_seconds_count 0")) {

@@ -14,6 +14,7 @@ ex_init systemd-unit
 [[ $(id -u) == 0 ]] || skip root "nothing; run it as root: it runs tlsbridge as the user nobody, as the unit runs it as tlsbridge"
 need systemd-analyze systemd
 need python3 python3
+need curl curl
 [[ -x /bin/kill ]] || skip /bin/kill procps # the unit's ExecReload
 need_tlsbridge
 
@@ -98,13 +99,17 @@ fi
 # (%S is /var/lib), the StateDirectory= (mode 0700, owned by the service
 # user) and an unprivileged user; $WORK/var-lib stands for /var/lib, the
 # staged config for /etc/tlsbridge/config.toml (on a free port: 3128 may be
-# taken on a shared machine), and notify_listener.py for systemd.
+# taken on a shared machine; with the admin listener on, for /readyz), and
+# notify_listener.py for systemd.
 id nobody >/dev/null 2>&1 || die "no user 'nobody' to run tlsbridge as"
 VARLIB=$WORK/var-lib
 install -d -m 0755 "$VARLIB" && install -d -o nobody -m 0700 "$VARLIB/tlsbridge"
 chmod 0755 "$WORK" "$STAGE" # let nobody reach the staged binary and config
 PORT=$(free_port)
-sed -i "s/^listen = \"127.0.0.1:3128\"/listen = \"127.0.0.1:$PORT\"/" "$CONFIG"
+ADMIN_PORT=$(free_port)
+sed -i -e "s/^listen = \"127.0.0.1:3128\"/listen = \"127.0.0.1:$PORT\"/" \
+	-e "/^\[admin\]/,/^listen/ s/^listen = \"\"/listen = \"127.0.0.1:$ADMIN_PORT\"/" "$CONFIG"
+grep -q "^listen = \"127.0.0.1:$ADMIN_PORT\"" "$CONFIG" || die "could not set [admin] listen in the staged config"
 SOCK="@tlsbridge-systemd-unit-$$"
 start notify python3 -u "$EX_DIR/notify_listener.py" "$SOCK"
 for ((i = 0; i < 50; i++)); do grep -q listening "$WORK/notify.log" && break; sleep 0.1; done
@@ -123,6 +128,8 @@ wait_notify() { # wait_notify STATE N: the Nth notification is STATE...
 }
 wait_notify 'READY=1$' 1
 if port_in_use "$PORT"; then pass "proxy listening on 127.0.0.1:$PORT at READY=1"; else fail "READY=1 but 127.0.0.1:$PORT is closed"; fi
+readyz=$(curl -sS --max-time 5 -w ' %{http_code}' "http://127.0.0.1:$ADMIN_PORT/readyz" 2>&1 | tr -d '\n' || true)
+expect "admin /readyz after READY=1: 200 ready" "$readyz" '^ready 200$'
 CA=$VARLIB/tlsbridge
 if [[ -s $CA/ca.pem && $(stat -c '%a %U' "$CA/ca-key.pem" 2>/dev/null) == "600 nobody" ]]; then
 	pass "CA created on first start in the StateDirectory: ca.pem, ca-key.pem (0600, the service user's)"
