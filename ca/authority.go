@@ -213,8 +213,16 @@ func (a *Authority) Save(dir string, force bool) error {
 		return fmt.Errorf("save CA to %s: marshal key: %w", dir, err)
 	}
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	created := !exists(dir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("save CA to %s: %w", dir, err)
+	}
+	if created {
+		// 0700 is all it takes on Unix; on Windows the mode means
+		// nothing and the directory gets an ACL (perm_windows.go).
+		if err := restrictDir(dir); err != nil {
+			return fmt.Errorf("save CA to %s: %w", dir, err)
+		}
 	}
 	certPath, keyPath := filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile)
 	if !force {

@@ -304,6 +304,10 @@ type trustEnv struct {
 	// sys is what the platform's system store needs (systemEnv in
 	// trust_<goos>.go).
 	sys systemEnv
+	// openSys, if not nil, replaces the platform's openSystem: tests
+	// use it to run another platform's store logic (trust_rootstore.go)
+	// on this one.
+	openSys func(c *x509.Certificate, write bool) (trustStore, error)
 }
 
 func osTrustEnv() *trustEnv {
@@ -331,6 +335,9 @@ type trustStore interface {
 func (e *trustEnv) open(s Store, c *x509.Certificate, write bool) (trustStore, error) {
 	switch s {
 	case StoreSystem:
+		if e.openSys != nil {
+			return e.openSys(c, write)
+		}
 		return e.openSystem(c, write) // trust_<goos>.go
 	case StoreNSS:
 		return e.openNSS()

@@ -89,6 +89,10 @@ func TestInstallSkipsWithReason(t *testing.T) {
 			e.getenv = func(k string) string { return map[string]string{"JAVA_HOME": home}[k] }
 		}, "no keytool in", nil},
 	}...)
+	if nssUnsupported != nil { // Windows
+		tests = slices.DeleteFunc(tests, func(tt skipTest) bool { return tt.store == StoreNSS })
+		tests = append(tests, skipTest{"nss/unsupported", StoreNSS, nil, "certutil does not exist", nil})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := emptyEnv()

@@ -116,11 +116,12 @@ func runCAInfo(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args, 0); err != nil {
 		return ignoreHelp(err)
 	}
-	a, err := loadCA(cf)
+	a, from, err := loadCAFrom(cf)
 	if err != nil {
 		return err
 	}
 	c := a.Cert
+	fmt.Fprintf(stdout, "directory    %s (%s)\n", a.Dir, describeCADir(from))
 	fmt.Fprintf(stdout, "certificate  %s\nkey          %s\nsubject      %s\nkey type     %s\nsha256       %s\nvalid        %s to %s",
 		a.CertPath(), a.KeyPath(), c.Subject, keyDescription(c), a.Fingerprint(),
 		c.NotBefore.UTC().Format(time.DateOnly), c.NotAfter.UTC().Format(time.DateOnly))
@@ -139,6 +140,16 @@ func runCAInfo(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// describeCADir says where the CA directory came from, and what the
+// default is on this OS: "default on this OS: $XDG_DATA_HOME/tlsbridge,
+// else ~/.local/share/tlsbridge".
+func describeCADir(from string) string {
+	if from == "default" {
+		return "the default on this OS: " + ca.DefaultDirHelp
+	}
+	return "from " + from + "; the default on this OS is " + ca.DefaultDirHelp
+}
+
 // warnPermissions prints a WARNING line, with the chmod that fixes it, for
 // each way other users could read the CA key or replace the CA in dir;
 // `tlsbridge run` refuses to start until they are fixed.
@@ -153,22 +164,29 @@ func warnPermissions(w io.Writer, dir string) {
 }
 
 func loadCA(cf commonFlags) (*ca.Authority, error) {
+	a, _, err := loadCAFrom(cf)
+	return a, err
+}
+
+// loadCAFrom is loadCA, and also says where the CA directory came from
+// (ca.DirFrom).
+func loadCAFrom(cf commonFlags) (*ca.Authority, string, error) {
 	pol, err := cf.loadPolicy()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	dir, err := ca.Dir(cf.caDir, pol.CA.Dir)
+	dir, from, err := ca.DirFrom(cf.caDir, pol.CA.Dir)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	a, err := ca.Load(dir)
 	if err != nil {
 		if errors.Is(err, ca.ErrCANotFound) {
-			return nil, fmt.Errorf("%w (create it with: tlsbridge ca init -ca-dir %s, or use your own: tlsbridge ca import -ca-dir %[2]s CERT KEY)", err, quoteArg(dir))
+			return nil, "", fmt.Errorf("%w (create it with: tlsbridge ca init -ca-dir %s, or use your own: tlsbridge ca import -ca-dir %[2]s CERT KEY)", err, quoteArg(dir))
 		}
-		return nil, fmt.Errorf("%w (fix it, or replace the CA with: tlsbridge ca init -force -ca-dir %s)", err, quoteArg(dir))
+		return nil, "", fmt.Errorf("%w (fix it, or replace the CA with: tlsbridge ca init -force -ca-dir %s)", err, quoteArg(dir))
 	}
-	return a, nil
+	return a, from, nil
 }
 
 func keyDescription(c *x509.Certificate) string {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/tlsbridge/tlsbridge/ca"
 	"github.com/tlsbridge/tlsbridge/policy"
 )
 
@@ -74,7 +75,7 @@ type commonFlags struct {
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.config, "config", "", "config file (default: ./config.toml if present, else built-in defaults)")
-	fs.StringVar(&c.caDir, "ca-dir", "", "CA directory (default: $TLSBRIDGE_CA_DIR, then ca.dir from the config, then $XDG_DATA_HOME/tlsbridge)")
+	fs.StringVar(&c.caDir, "ca-dir", "", "CA directory (default: $TLSBRIDGE_CA_DIR, then ca.dir from the config, then "+ca.DefaultDirHelp+")")
 }
 
 // loadPolicy reads the config named by -config, ./config.toml when it exists,

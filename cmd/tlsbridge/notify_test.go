@@ -7,7 +7,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +18,7 @@ import (
 // reload, failed or not, and STOPPING=1 when the drain starts.
 func TestRunNotifiesSystemd(t *testing.T) {
 	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	notifyReload(hup)
 	defer signal.Stop(hup)
 
 	sock := filepath.Join(t.TempDir(), "notify")
@@ -50,14 +49,14 @@ func TestRunNotifiesSystemd(t *testing.T) {
 		t.Errorf("READY=1 before the proxy listens:\n%s", stderr)
 	}
 
-	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	sendSIGHUP(t)
 	next("RELOADING=1\nMONOTONIC_USEC=")
 	next("READY=1")
 
 	if err := os.WriteFile(cfg, []byte("listen = \"127.0.0.1:0\"\nbogus = 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	sendSIGHUP(t)
 	next("RELOADING=1")
 	next("READY=1") // the previous config stays in force
 

@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -53,7 +52,7 @@ func connectStatus(t *testing.T, proxy, target string) string {
 func TestReloadOnSIGHUP(t *testing.T) {
 	// Keep SIGHUP from ending the test process whatever happens below.
 	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	notifyReload(hup)
 	defer signal.Stop(hup)
 
 	cfg := writeConfig(t, "listen = \"127.0.0.1:0\"\n")
@@ -76,7 +75,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("listen = \"127.0.0.1:0\"\nconnect_ports = [443, 8443]\n[[rule]]\nhosts = [\"x.test\"]\naction = \"deny\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	sendSIGHUP(t)
 	waitFor(t, "the reload", func() bool { return strings.Contains(stderr.String(), "config reloaded") })
 	if got := connectStatus(t, proxy, "x.test:8443"); !strings.Contains(got, "403") || !strings.Contains(got, "denied by rule[0]") {
 		t.Fatalf("after reload: CONNECT x.test:8443 = %q, want 403 from the new deny rule", got)
@@ -85,7 +84,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("listen = \"127.0.0.1:0\"\n[upstream]\nmin_tls = \"1.9\"\nverfy = true\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	sendSIGHUP(t)
 	waitFor(t, "the failed reload", func() bool { return strings.Contains(stderr.String(), "reload failed") })
 	logs := stderr.String()
 	for _, want := range []string{"upstream.min_tls", "verfy", "previous config stays in force"} {
@@ -103,7 +102,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 // not change keeps its port and its open connections.
 func TestReloadReopensListeners(t *testing.T) {
 	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	notifyReload(hup)
 	defer signal.Stop(hup)
 
 	backend, err := net.Listen("tcp", "127.0.0.1:0")
@@ -135,7 +134,7 @@ func TestReloadReopensListeners(t *testing.T) {
 		if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		syscall.Kill(os.Getpid(), syscall.SIGHUP)
+		sendSIGHUP(t)
 		waitFor(t, "the reload", func() bool { return strings.Count(stderr.String(), "config reloaded") == n })
 	}
 
@@ -201,7 +200,7 @@ func freeAddr(t *testing.T) string {
 // handshake_timeout, which is not in that warning for CONNECTs.
 func TestReloadNamesRestartKeys(t *testing.T) {
 	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	notifyReload(hup)
 	defer signal.Stop(hup)
 
 	proxy, admin, admin2 := freeAddr(t), freeAddr(t), freeAddr(t)
@@ -215,7 +214,7 @@ func TestReloadNamesRestartKeys(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	sendSIGHUP(t)
 	waitFor(t, "the reload", func() bool { return strings.Contains(stderr.String(), "config reloaded") })
 	var warning string
 	for _, l := range strings.Split(stderr.String(), "\n") {

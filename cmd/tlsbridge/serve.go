@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/sirupsen/logrus"
 
@@ -80,7 +79,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	// Subscribed before the line that says tlsbridge is up, so a SIGHUP
 	// sent after it is never lost.
 	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	notifyReload(hup) // signal_<goos>.go
 	defer signal.Stop(hup)
 	log.WithFields(logrus.Fields{logfield.Listen: ln.Addr().String(), logfield.CADir: authority.Dir}).Info("tlsbridge listening")
 	log.Infof("apps use it with HTTPS_PROXY=http://%s and trust %s (tlsbridge ca install, or tlsbridge ca export -out ca.pem)", ln.Addr(), authority.CertPath())
@@ -106,10 +105,11 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 // openCA resolves the CA directory, creates the CA on first run and starts
 // the leaf cache, whose mints are timed into mints.
 func openCA(flagDir string, pol *policy.Policy, mints *bump.LeafMints, log *logrus.Entry) (*ca.Authority, *ca.Cache, error) {
-	dir, err := ca.Dir(flagDir, pol.CA.Dir)
+	dir, from, err := ca.DirFrom(flagDir, pol.CA.Dir)
 	if err != nil {
 		return nil, nil, err
 	}
+	log.WithField(logfield.CADir, dir).Info(describeCADir(from))
 	// Refuse rather than warn: a log line is easy to miss, and a CA key
 	// that other users can read lets them impersonate every site to every
 	// app that trusts it. Checked before LoadOrCreate, so nothing is

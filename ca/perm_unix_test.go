@@ -1,10 +1,11 @@
+//go:build !windows
+
 package ca_test
 
 import (
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -12,9 +13,6 @@ import (
 )
 
 func TestCheckPermissions(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("Unix file modes do not apply on Windows")
-	}
 	for _, tt := range []struct {
 		name     string
 		dirMode  os.FileMode
