@@ -11,7 +11,7 @@ DATE     ?= $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(date +%s)} +%Y-%m-%dT%H
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 BIN      := bin/tlsbridge
 
-.PHONY: all build run test unit examples fuzz bench vet fmt clean install uninstall deb
+.PHONY: all build run test unit examples fuzz bench vet fmt clean install uninstall deb dist
 
 all: build
 
@@ -23,9 +23,17 @@ run: build
 
 test: vet unit fuzz build examples
 
+# Release targets. vet also vets and builds every one with CGO_ENABLED=0,
+# so code that compiles on one OS only (a Linux-only truststore symbol, a
+# syscall) cannot land: platform code goes in _<goos>.go files (issue 18).
+TARGETS ?= linux/amd64 linux/arm64 windows/amd64 darwin/amd64 darwin/arm64
 vet:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+	@set -e; for t in $(TARGETS); do echo "vet and build $$t"; \
+		GOOS=$${t%/*} GOARCH=$${t#*/} CGO_ENABLED=0 $(GO) vet ./...; \
+		GOOS=$${t%/*} GOARCH=$${t#*/} CGO_ENABLED=0 $(GO) build -o /dev/null ./...; \
+	done
 
 unit:
 	$(GO) test -race -shuffle=on -count=2 -timeout 15m ./...
@@ -68,6 +76,14 @@ DEB_DIR     ?= bin
 deb: build
 	cd packaging && DEB_VERSION='$(DEB_VERSION)' DEB_ARCH='$(DEB_ARCH)' $(GO) tool nfpm package --config nfpm.yaml --packager deb --target '$(abspath $(DEB_DIR))/'
 
+# make dist: $(DIST_DIR)/tlsbridge_<version>_<os>_<arch>.tar.gz (.zip for
+# Windows) for each of TARGETS, with README, LICENSE, config.toml and docs,
+# and SHA256SUMS; each binary prints its version, commit and date
+# (LDFLAGS). Check with: cd dist && sha256sum -c SHA256SUMS.
+DIST_DIR ?= dist
+dist:
+	VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' GO='$(GO)' DIST_DIR='$(DIST_DIR)' bash packaging/dist.sh $(TARGETS)
+
 # Micro-benchmarks (bounded: BENCHTIME x BENCHCOUNT x -cpu 1,2; compare runs
 # with benchstat bench.txt), then the load tool against bin/tlsbridge and an
 # nginx origin on loopback (examples/bench-vs-squid/bench.sh without squid;
@@ -79,4 +95,4 @@ bench: build
 	bash examples/bench-vs-squid/bench.sh --tlsbridge-only
 
 clean:
-	rm -rf bin bench.txt
+	rm -rf bin bench.txt dist
