@@ -18,6 +18,7 @@ commands:
   run     [-config PATH] [-ca-dir DIR]        run the proxy
 ` + caCommands + `  check   [-config PATH] HOST[:PORT]         explain what a legacy app would get from a server
   version                                     print the version, commit and build date (also -version, --version)
+  service install|uninstall|start|stop|status run tlsbridge as a Windows service
 
 Run "tlsbridge <command> -h" for a command's flags.
 `
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCA(ctx, args[1:], stdout, stderr)
 	case "check":
 		return runCheck(ctx, args[1:], stdout, stderr)
+	case "service":
+		return runService(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, versionLine())
 		return nil

@@ -24,6 +24,13 @@ import (
 // runServe is "tlsbridge run": load config and CA, listen, serve until ctx
 // ends (SIGINT/SIGTERM); SIGHUP reloads the config.
 func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
+	return serve(ctx, args, stderr, nil)
+}
+
+// serve is runServe with its log going to stderr. If reloads is not nil, it
+// is where reload requests come from instead of SIGHUP: the Windows
+// service's ParamChange (service.go).
+func serve(ctx context.Context, args []string, stderr io.Writer, reloads <-chan os.Signal) error {
 	var cf commonFlags
 	fs := newFlagSet("run", stderr)
 	cf.register(fs)
@@ -78,9 +85,13 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 
 	// Subscribed before the line that says tlsbridge is up, so a SIGHUP
 	// sent after it is never lost.
-	hup := make(chan os.Signal, 1)
-	notifyReload(hup) // signal_<goos>.go
-	defer signal.Stop(hup)
+	hup := reloads
+	if hup == nil {
+		c := make(chan os.Signal, 1)
+		notifyReload(c) // signal_<goos>.go
+		defer signal.Stop(c)
+		hup = c
+	}
 	log.WithFields(logrus.Fields{logfield.Listen: ln.Addr().String(), logfield.CADir: authority.Dir}).Info("tlsbridge listening")
 	log.Infof("apps use it with HTTPS_PROXY=http://%s and trust %s (tlsbridge ca install, or tlsbridge ca export -out ca.pem)", ln.Addr(), authority.CertPath())
 
