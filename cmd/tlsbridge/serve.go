@@ -175,7 +175,12 @@ func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, cf commonFlags, srv 
 func reload(cf commonFlags, srv *bump.Server, listeners *listenerSet, log *logrus.Entry) {
 	pol, err := cf.loadPolicy()
 	if err != nil {
-		log.WithError(err).Error("reload failed; the previous config stays in force (fix the file, then send SIGHUP again)")
+		// One line per problem: a multi-line error in one field would
+		// be printed as a single line full of \n.
+		for _, line := range strings.Split(strings.TrimSpace(err.Error()), "\n") {
+			log.Error("reload: " + line)
+		}
+		log.Error("reload failed; the previous config stays in force (fix the file, then send SIGHUP again)")
 		return
 	}
 	old := srv.Policy()
