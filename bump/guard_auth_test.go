@@ -232,8 +232,16 @@ func TestAuthFloodKeepsLegitimateFast(t *testing.T) {
 	if p99 > bound {
 		t.Errorf("legitimate p99 under the flood = %v, want under %v", p99, bound)
 	}
-	if len(lat) < 20 {
-		t.Errorf("only %d legitimate requests in %v, want 20 or more", len(lat), floodFor)
+	// Requests come one after another, so their count follows the p50:
+	// 20 in 2 s is a p50 under ~100 ms; under -race (p50 up to 150 ms on
+	// a loaded machine) 5, still far above the 1 or 2 that a 1.5 s p50
+	// allowed before the limit.
+	minReqs := 20
+	if raceEnabled {
+		minReqs = 5
+	}
+	if len(lat) < minReqs {
+		t.Errorf("only %d legitimate requests in %v, want %d or more", len(lat), floodFor, minReqs)
 	}
 	if n := floodOK.Load(); n != 0 {
 		t.Errorf("%d flood requests got 200", n)
