@@ -43,6 +43,10 @@ type CheckReport struct {
 	Err error
 	// Negotiated is the version the proxy would use upstream.
 	Negotiated uint16
+	// ClientCertAsked reports that the server asked for a client
+	// certificate, ClientCertSent that tlsbridge presented client_cert;
+	// whether it was accepted is Err (a rejection is a *clientCertError).
+	ClientCertAsked, ClientCertSent bool
 }
 
 // tunnelled reports whether a TLS 1.0 app's connection would be tunnelled
@@ -109,6 +113,8 @@ func CheckWith(ctx context.Context, pol *policy.Policy, host string, port int, o
 	t := target{rule: rule, host: host, port: port, tls: newUpstreamBase(rule.Upstream)}
 	t.addr, t.name = upstreamTarget(rule, host, port)
 	r.Addr, r.ServerName = t.addr, t.name
+	var auth clientAuth
+	probeLate := true // the first handshake only: what the proxy would get
 	handshake := func(minV, maxV uint16, suites []uint16) (*tls.ConnectionState, error) {
 		cfg := t.tls.Clone()
 		cfg.MinVersion, cfg.MaxVersion = minV, maxV
@@ -121,22 +127,40 @@ func CheckWith(ctx context.Context, pol *policy.Policy, host string, port int, o
 		if err != nil {
 			return nil, err
 		}
-		tc, err := handshakeTarget(cctx, raw, t, cfg, nil)
+		auth = clientAuth{}
+		tc, err := handshakeTargetAuth(cctx, raw, t, cfg, nil, &auth)
 		if err != nil {
 			return nil, err
 		}
 		defer tc.Close()
 		cs := tc.ConnectionState()
+		if probeLate && auth.asked && cs.Version == tls.VersionTLS13 {
+			// A TLS 1.3 server judges the client certificate after the
+			// client's Finished: its verdict is the first record read
+			// (session tickets, or an alert). Nothing is sent, so a
+			// server that is happy stays silent until the deadline.
+			tc.SetReadDeadline(time.Now().Add(lateAlertWait))
+			if _, rerr := tc.Read(make([]byte, 1)); rerr != nil {
+				if ce, ok := lateClientCertFailure(t, tc, rerr); ok {
+					return &cs, t.failed("handshake", ce)
+				}
+			}
+		}
 		return &cs, nil
 	}
 	accepted := func(cs *tls.ConnectionState, err error) bool {
+		// A verification failure, or a server judging the client
+		// certificate, means the version was accepted.
 		var ve *tls.CertificateVerificationError
-		return err == nil || errors.As(err, &ve)
+		var ce *clientCertError
+		return err == nil || errors.As(err, &ve) || errors.As(err, &ce)
 	}
 
 	// What the proxy would do, exactly: the rule's versions and roots.
 	cs, err := handshake(rule.Upstream.MinVersion, rule.Upstream.MaxVersion, nil)
 	r.Err = err
+	r.ClientCertAsked, r.ClientCertSent = auth.asked, auth.sent
+	probeLate = false
 	if cs != nil {
 		r.Negotiated = cs.Version
 		r.Chain = cs.PeerCertificates
@@ -178,6 +202,16 @@ func (r *CheckReport) WriteTo(w io.Writer) (int64, error) {
 	}
 	fmt.Fprintf(&b, "\nupstream    dial %s, verify as %q, TLS %s–%s, verification %s\n", r.Addr, r.ServerName,
 		policy.TLSVersionName(r.Rule.Upstream.MinVersion), policy.TLSVersionName(r.Rule.Upstream.MaxVersion), onOff(r.Rule.Upstream.Verify))
+	if p := r.Rule.Upstream.Proxy; p != nil {
+		auth := "without credentials"
+		if p.Authorization != "" {
+			auth = "with the credentials of " + p.AuthFile
+		}
+		fmt.Fprintf(&b, "parent      through %s (HTTP CONNECT), %s\n", p, auth)
+	}
+	if r.Status == 0 && len(r.Versions)+len(r.Chain) > 0 || r.ClientCertAsked {
+		b.WriteString(r.clientCertLine())
+	}
 	if len(r.Versions) > 0 {
 		var vs []string
 		for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12, tls.VersionTLS13} {
@@ -235,6 +269,31 @@ func (r *CheckReport) WriteTo(w io.Writer) (int64, error) {
 	}
 	n, err := io.WriteString(w, b.String())
 	return int64(n), err
+}
+
+// lateAlertWait is how long check waits for a TLS 1.3 server's verdict on
+// the client certificate.
+const lateAlertWait = time.Second
+
+// clientCertLine says whether the server asked for a client certificate
+// and what became of tlsbridge's.
+func (r *CheckReport) clientCertLine() string {
+	u := r.Rule.Upstream
+	var ce *clientCertError
+	rejected := errors.As(r.Err, &ce)
+	switch {
+	case !r.ClientCertAsked && u.ClientCert != nil:
+		return fmt.Sprintf("client cert not asked for by the server (client_cert %s unused)\n", u.ClientCertFile)
+	case !r.ClientCertAsked:
+		return "client cert not asked for by the server\n"
+	case !r.ClientCertSent && rejected:
+		return "client cert asked for by the server and REQUIRED; tlsbridge has none (client_cert not set)\n"
+	case !r.ClientCertSent:
+		return "client cert asked for by the server (optional: it accepted the connection without one); client_cert not set\n"
+	case rejected:
+		return fmt.Sprintf("client cert asked for; tlsbridge presented %s (subject %q): REJECTED\n", u.ClientCertFile, u.ClientCert.Leaf.Subject.String())
+	}
+	return fmt.Sprintf("client cert asked for; tlsbridge presented %s (subject %q): accepted\n", u.ClientCertFile, u.ClientCert.Leaf.Subject.String())
 }
 
 func certNames(c *x509.Certificate) string {

@@ -75,6 +75,18 @@ func upstreamTarget(rule *policy.Rule, host string, port int) (addr, name string
 	return addr, name
 }
 
+// parent is the parent proxy t is reached through, nil for a direct
+// connection.
+func (t target) parent() *policy.ParentProxy { return ruleParent(t.rule) }
+
+// ruleParent is rule's parent proxy, nil for none (or no rule).
+func ruleParent(rule *policy.Rule) *policy.ParentProxy {
+	if rule == nil {
+		return nil
+	}
+	return rule.Upstream.Proxy
+}
+
 // failed is the error of a failed stage towards t, with what the 502 that
 // explains it needs.
 func (t target) failed(stage string, err error) *upstreamError {

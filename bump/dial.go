@@ -15,8 +15,19 @@ type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // dialTarget opens the TCP connection to t within ctx; a failure is an
 // *upstreamError naming the host, the address and the name to verify.
+// With a parent proxy ([upstream] proxy) the connection is a CONNECT
+// tunnel through it (connectParent): the one place the parent is used, so
+// tunnels, bumps, listeners and check all reach the server the same way.
 func dialTarget(ctx context.Context, dial dialFunc, t target) (net.Conn, error) {
-	c, err := dial(ctx, "tcp", t.addr)
+	var (
+		c   net.Conn
+		err error
+	)
+	if p := t.parent(); p != nil {
+		c, err = connectParent(ctx, dial, p, t.addr)
+	} else {
+		c, err = dial(ctx, "tcp", t.addr)
+	}
 	if err != nil {
 		return nil, t.failed("dial", err)
 	}
@@ -27,13 +38,22 @@ func dialTarget(ctx context.Context, dial dialFunc, t target) (net.Conn, error) 
 // offering protos (ALPN), with cfg (t.tls, or a probe's variant of it);
 // raw is closed on failure.
 func handshakeTarget(ctx context.Context, raw net.Conn, t target, cfg *tls.Config, protos []string) (*tls.Conn, error) {
+	return handshakeTargetAuth(ctx, raw, t, cfg, protos, &clientAuth{})
+}
+
+// handshakeTargetAuth is handshakeTarget that also reports in auth
+// whether the server asked for a client certificate and whether
+// client_cert was presented (for check). A server that asked and then
+// refused is a *clientCertError.
+func handshakeTargetAuth(ctx context.Context, raw net.Conn, t target, cfg *tls.Config, protos []string, auth *clientAuth) (*tls.Conn, error) {
 	cfg = cfg.Clone()
 	cfg.ServerName = t.name
 	cfg.NextProtos = protos
+	trackClientAuth(cfg, auth)
 	tc := tls.Client(raw, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
-		ue := t.failed("handshake", err)
+		ue := t.failed("handshake", clientCertFailure(t, *auth, err))
 		ue.offers = [2]uint16{cfg.MinVersion, cfg.MaxVersion}
 		return nil, ue
 	}

@@ -24,13 +24,18 @@ const (
 	alertBadCertificate     = 42
 	alertCertificateUnknown = 46
 	alertUnknownCA          = 48
+	alertAccessDenied       = 49
 	alertDecryptError       = 51
 	alertProtocolVersion    = 70
 	alertInternalError      = 80
+	alertCertificateExpired = 45
+	alertCertificateRevoked = 44
+	alertCertRequired       = 116 // TLS 1.3: the server needs a client certificate (RFC 8446 6.2)
 )
 
 var explainedAlerts = []uint8{alertBadRecordMAC, alertHandshakeFailure, alertBadCertificate, alertCertificateUnknown,
-	alertUnknownCA, alertDecryptError, alertProtocolVersion, alertInternalError}
+	alertUnknownCA, alertDecryptError, alertProtocolVersion, alertInternalError,
+	alertAccessDenied, alertCertificateExpired, alertCertificateRevoked, alertCertRequired}
 
 // remoteAlert returns the TLS alert the peer sent, if err is one.
 func remoteAlert(err error) (uint8, bool) { return tlsAlert(err, "remote error") }
@@ -115,7 +120,15 @@ func (e *upstreamError) verdict() verdict {
 	bad := func(reason, cause, fix string) verdict {
 		return verdict{reason: reason, status: http.StatusBadGateway, cause: cause, fix: fix}
 	}
+	var (
+		pe *parentError
+		ce *clientCertError
+	)
 	switch {
+	case errors.As(e.err, &pe):
+		return e.parentVerdict(pe)
+	case errors.As(e.err, &ce):
+		return e.clientCertVerdict(ce)
 	case errors.As(e.err, &dnsErr):
 		cause := fmt.Sprintf("tlsbridge could not resolve the host name %q: %v.", dnsErr.Name, dnsErr.Err)
 		if where := e.targetKey(); where != "" {
@@ -193,6 +206,11 @@ func (e *upstreamError) verdict() verdict {
 		// The server rejected a certificate: tlsbridge sends none, so
 		// this is a server asking for a client certificate.
 		return bad(reasonUnknownAuthority, e.handshakeCause(ruleKey), e.handshakeFix())
+	}
+	if p := ruleParent(e.rule); p != nil && errors.Is(e.err, io.EOF) {
+		return bad(reasonParentProxy,
+			fmt.Sprintf("The tunnel through the parent proxy %s closed during the TLS handshake with %s: the parent answered the CONNECT and then closed the connection (or let the server close it).", p, e.server()),
+			fmt.Sprintf("Check the parent proxy's logs for %s: it may refuse or intercept TLS to this host; if the server is reachable without the parent, %s.", e.addr, e.setUpstream("proxy", `"direct"`, true)))
 	}
 	return bad(closedOr(e.err, reasonOther), e.handshakeCause(ruleKey), e.handshakeFix())
 }

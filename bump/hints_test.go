@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -179,8 +180,14 @@ func TestHintsLoad(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "origin-ca.pem"), pem, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The files the issue 15 fixes name: parent credentials and a client
+	// certificate.
+	if err := os.WriteFile(filepath.Join(dir, "proxy-auth.txt"), []byte("alice:pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	newClientCA(t, "hint client CA").issue(t, dir, "client", "hint")
 	base := &hintModel{
-		tables: map[string][]string{"upstream": {fmt.Sprintf("ca_files = [%q]", o.caFile)}},
+		tables: map[string][]string{"upstream": {fmt.Sprintf("ca_files = [%q]", o.caFile), `proxy = "http://192.0.2.1:3128"`}},
 		rules: []*hintRule{
 			{hosts: "pinned.test", action: "bump", upstream: []string{`address = "192.0.2.10:443"`}},
 			{hosts: "exact.test", action: "bump"},
@@ -229,7 +236,52 @@ func TestHintsLoad(t *testing.T) {
 		{"other-handshake", "handshake", errors.New("tls: unexpected message")},
 		{"exchange", "exchange", errors.New("connection reset")},
 	}
+	// Issue 15: parent proxy and client certificate failures, built from
+	// the failing rule's parent.
+	type parentKind struct {
+		name, stage string
+		err         func(*policy.ParentProxy) error
+	}
+	parentKinds := []parentKind{
+		{"parent-407", "dial", func(p *policy.ParentProxy) error { return &parentError{proxy: p, target: "x:443", status: 407} }},
+		{"parent-403", "dial", func(p *policy.ParentProxy) error { return &parentError{proxy: p, target: "x:443", status: 403} }},
+		{"parent-502", "dial", func(p *policy.ParentProxy) error { return &parentError{proxy: p, target: "x:443", status: 502} }},
+		{"parent-refused", "dial", func(p *policy.ParentProxy) error {
+			return &parentError{proxy: p, target: "x:443", err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}
+		}},
+		{"parent-garbage", "dial", func(p *policy.ParentProxy) error {
+			return &parentError{proxy: p, target: "x:443", err: errors.New("http/1.1: bad status line")}
+		}},
+		{"parent-loop", "dial", func(p *policy.ParentProxy) error { return &parentError{proxy: p, target: "x:443", err: errLoop} }},
+		{"parent-closed-in-handshake", "handshake", func(*policy.ParentProxy) error { return io.EOF }},
+		{"client-cert-missing", "handshake", func(*policy.ParentProxy) error {
+			return &clientCertError{err: &net.OpError{Op: "remote error", Err: tls.AlertError(alertCertRequired)}}
+		}},
+		{"client-cert-rejected", "handshake", func(*policy.ParentProxy) error {
+			return &clientCertError{cert: leaf, file: "/etc/tlsbridge/client.pem", err: &net.OpError{Op: "remote error", Err: tls.AlertError(alertBadCertificate)}}
+		}},
+	}
 	for _, tg := range targets {
+		for _, k := range parentKinds {
+			t.Run(tg.what+"/"+k.name, func(t *testing.T) {
+				rule, host, port := ruleFor(tg)
+				addr, name := upstreamTarget(rule, host, port)
+				ue := &upstreamError{stage: k.stage, host: host, addr: addr, name: name, rule: rule,
+					offers: [2]uint16{rule.Upstream.MinVersion, rule.Upstream.MaxVersion}, err: k.err(rule.Upstream.Proxy)}
+				v := ue.verdict()
+				if want := map[bool]string{true: reasonClientCert, false: reasonParentProxy}[strings.HasPrefix(k.name, "client")]; v.reason != want {
+					t.Errorf("reason %q, want %q", v.reason, want)
+				}
+				checkHint(t, base, configPath, v.fix, tg.host, rule, func(p *policy.Policy, owner string) *policy.UpstreamTLS {
+					if strings.HasPrefix(owner, "listener[") {
+						i, _ := strconv.Atoi(owner[len("listener[") : len(owner)-1])
+						return &p.Listeners[i].UpstreamTLS
+					}
+					r := p.Match(host, port)
+					return &r.Upstream
+				})
+			})
+		}
 		for _, k := range kinds {
 			t.Run(tg.what+"/"+k.name, func(t *testing.T) {
 				rule, host, port := ruleFor(tg)
@@ -286,6 +338,7 @@ func checkHint(t *testing.T, base *hintModel, configPath, fix, host string, rule
 			named++
 		}
 	}
+	named += strings.Count(fix, "`client_key = ") // client_cert's partner, set beside it
 	if n := len(anyKeyRe.FindAllString(fix, -1)); n != named {
 		t.Errorf("the fix names %d keys, %d of them with where they go: %s", n, named, fix)
 	}
@@ -304,6 +357,13 @@ func checkHint(t *testing.T, base *hintModel, configPath, fix, host string, rule
 		key, value, where := e[1], e[2], e[3]
 		m := base.clone()
 		owner, had := m.apply(t, fix, key, value, where)
+		if key == "client_cert" { // set beside it, as the fix says
+			if strings.HasPrefix(where, "its [rule.upstream]") {
+				m.rules[0].upstream = append(m.rules[0].upstream, `client_key = "client-key.pem"`)
+			} else {
+				m.apply(t, fix, "client_key", `"client-key.pem"`, where)
+			}
+		}
 		if had && !fixes[key] && key != "ca_files" && value != "" {
 			if cur := currentValue(base, owner, key); cur == sampleValue(key, value) {
 				t.Errorf("the fix says to set %s = %s in %s, which already has it: %s", key, value, owner, fix)
@@ -357,6 +417,18 @@ func checkHint(t *testing.T, base *hintModel, configPath, fix, host string, rule
 			}
 			if policy.TLSVersionName(got) != v {
 				t.Errorf("after %q, %s has %s %s", e[0], host, key, policy.TLSVersionName(got))
+			}
+		case "proxy":
+			if v == "direct" && u.Proxy != nil {
+				t.Errorf("after %q, %s still goes through %s", e[0], host, u.Proxy)
+			}
+		case "proxy_auth_file":
+			if u.Proxy == nil || u.Proxy.Authorization == "" {
+				t.Errorf("after %q, %s has no parent credentials", e[0], host)
+			}
+		case "client_cert":
+			if u.ClientCert == nil {
+				t.Errorf("after %q, %s presents no client certificate", e[0], host)
 			}
 		case "ca_files":
 			if !slices.ContainsFunc(u.CAFiles, func(f string) bool { return filepath.Base(f) == "origin-ca.pem" }) {

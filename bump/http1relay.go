@@ -424,6 +424,7 @@ func (h *h1conn) receive(rq *reqLog, bodyDone <-chan error) bool {
 	retried := false
 	for {
 		h.readUpstream()
+		up := h.up
 		err := h.resp.ReadResponse(h.ur, h.lim)
 		if err != nil {
 			if !retried && bodyDone == nil && rq.reused && h.ci.stats.out.Load() == out0 && idempotent(h.req.Method) && !errors.As(err, new(*http1.Error)) {
@@ -449,6 +450,10 @@ func (h *h1conn) receive(rq *reqLog, bodyDone <-chan error) bool {
 					h.refuseRequest(pe.Status, pe.Reason, berr)
 					return false
 				}
+			}
+			if ce, ok := lateClientCertFailure(h.t, up, err); ok {
+				h.answerUpstreamError(rq, h.t.failed("handshake", ce))
+				return false
 			}
 			h.answerResponseError(rq, err)
 			return false

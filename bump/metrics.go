@@ -170,19 +170,22 @@ func versionLabel(v uint16) string {
 
 // Values of reason in tlsbridge_handshake_failures_total: a closed set.
 const (
-	reasonTimeout          = "timeout"           // no answer in time (either side)
-	reasonUnknownAuthority = "unknown_authority" // upstream: chain not trusted; app: the app does not trust tlsbridge's CA (its alert)
-	reasonHostname         = "hostname"          // upstream certificate not valid for the name
-	reasonExpired          = "expired"           // upstream certificate expired or not yet valid
-	reasonBadCertificate   = "bad_certificate"   // upstream certificate rejected for another reason
-	reasonProtocolVersion  = "protocol_version"  // no common TLS version
-	reasonNoSharedCipher   = "no_shared_cipher"  // the app offered no suite tlsbridge accepts (or only ECDSA suites without the P-256 curve of its ECDSA leaf)
-	reasonSSLv2Hello       = "sslv2_hello"       // SSLv2-format ClientHello (old Java, old OpenSSL)
-	reasonNotTLS           = "not_tls"           // the app sent something that is not TLS
-	reasonClosed           = "closed"            // the peer closed the connection during the handshake
-	reasonSecLevel         = "seclevel"          // a TLS 1.0/1.1 app aborted with internal_error or handshake_failure: OpenSSL 3 at its default security level (see appVerdict)
-	reasonDialRefused      = "dial_refused"      // upstream port closed
-	reasonDNS              = "dns"               // upstream host name did not resolve
+	reasonTimeout          = "timeout"            // no answer in time (either side)
+	reasonUnknownAuthority = "unknown_authority"  // upstream: chain not trusted; app: the app does not trust tlsbridge's CA (its alert)
+	reasonHostname         = "hostname"           // upstream certificate not valid for the name
+	reasonExpired          = "expired"            // upstream certificate expired or not yet valid
+	reasonBadCertificate   = "bad_certificate"    // upstream certificate rejected for another reason
+	reasonProtocolVersion  = "protocol_version"   // no common TLS version
+	reasonNoSharedCipher   = "no_shared_cipher"   // the app offered no suite tlsbridge accepts (or only ECDSA suites without the P-256 curve of its ECDSA leaf)
+	reasonSSLv2Hello       = "sslv2_hello"        // SSLv2-format ClientHello (old Java, old OpenSSL)
+	reasonNotTLS           = "not_tls"            // the app sent something that is not TLS
+	reasonClosed           = "closed"             // the peer closed the connection during the handshake
+	reasonSecLevel         = "seclevel"           // a TLS 1.0/1.1 app aborted with internal_error or handshake_failure: OpenSSL 3 at its default security level (see appVerdict)
+	reasonDialRefused      = "dial_refused"       // upstream port closed
+	reasonDNS              = "dns"                // upstream host name did not resolve
+	reasonParentProxy      = "parent_proxy"       // the parent proxy ([upstream] proxy) refused the CONNECT, could not be reached or answered garbage
+	reasonClientCert       = "client_certificate" // the server asked for a client certificate and refused the handshake: none configured, or client_cert rejected
+	reasonIncompleteChain  = "incomplete_chain"   // the server sent no intermediate and fetch_intermediates is off, or the AIA fetch failed
 	reasonOther            = "other"
 )
 

@@ -56,11 +56,21 @@ func (s *Server) newTransport(rule *policy.Rule, base *tls.Config, timeout time.
 	tlsCfg := base.Clone()
 	tlsCfg.ServerName = rule.Upstream.ServerName // "" verifies the URL's host
 	dial := s.dial
-	if a := rule.Upstream.Address; a != "" {
+	if a := rule.Upstream.Address; a != "" && rule.Upstream.Proxy == nil {
 		dial = func(ctx context.Context, network, _ string) (net.Conn, error) { return s.dial(ctx, network, a) }
 	}
+	// With a parent proxy, requests go to it (absolute-form for http://,
+	// CONNECT for https://); the parent resolves the URL's host, so a
+	// rule's address does not apply to plain HTTP there. Its credentials
+	// go in the CONNECT's header here, and in each http:// request's
+	// header in onPlainRequest.
+	var connectHeader http.Header
+	if p := rule.Upstream.Proxy; p != nil && p.Authorization != "" {
+		connectHeader = http.Header{"Proxy-Authorization": {p.Authorization}}
+	}
 	return &http.Transport{
-		Proxy:                 nil,
+		Proxy:                 proxyFunc(rule.Upstream.Proxy),
+		ProxyConnectHeader:    connectHeader,
 		DialContext:           dial,
 		TLSClientConfig:       tlsCfg,
 		TLSHandshakeTimeout:   timeout,
@@ -105,7 +115,13 @@ func (s *Server) onPlainRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.R
 		return r, textResponse(r, http.StatusForbidden, fmt.Sprintf("tlsbridge: plain HTTP to port %d is not allowed (port 80 and connect_ports %v are); add it to connect_ports to allow it\n", port, pol.ConnectPorts))
 	}
 	tr := st.rt.transport[st.rule]
+	parent := st.rule.Upstream.Proxy
 	ctx.RoundTripper = goproxy.RoundTripperFunc(func(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
+		// goproxy has removed the app's own Proxy-Authorization (a hop-by-hop
+		// field); the parent's is tlsbridge's.
+		if parent != nil && parent.Authorization != "" && req.URL.Scheme == "http" {
+			req.Header.Set("Proxy-Authorization", parent.Authorization)
+		}
 		return tr.RoundTrip(req)
 	})
 	return r, nil

@@ -103,6 +103,17 @@ func startProxy(t testing.TB, config string, tweak ...func(*Config)) *proxy {
 // startProxyCA is startProxy with a given CA.
 func startProxyCA(t testing.TB, authority *ca.Authority, config string, tweak ...func(*Config)) *proxy {
 	t.Helper()
+	return startProxyOn(t, authority, "127.0.0.1:0", config, tweak...)
+}
+
+// startProxyAt is startProxy listening on addr.
+func startProxyAt(t testing.TB, addr, config string, tweak ...func(*Config)) *proxy {
+	t.Helper()
+	return startProxyOn(t, catest.New(t), addr, config, tweak...)
+}
+
+func startProxyOn(t testing.TB, authority *ca.Authority, addr, config string, tweak ...func(*Config)) *proxy {
+	t.Helper()
 	pol, err := policy.Parse([]byte(config), "")
 	if err != nil {
 		t.Fatalf("policy.Parse:\n%s\n%v", config, err)
@@ -126,7 +137,7 @@ func startProxyCA(t testing.TB, authority *ca.Authority, config string, tweak ..
 		t.Fatal(err)
 	}
 	p.srv = srv
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,8 +118,17 @@ func appFacingConfig(base *tls.Config, c policy.ClientTLS, alpn []string, getCer
 
 // newUpstreamBase builds the server-facing config template of one rule.
 // Verification stays on unless the rule says verify = false.
+//
+// A client_cert is part of the template, so a reload (a new snapshot, the
+// files read again) gives new connections a renewed certificate while
+// connections made before keep the one they presented.
 func newUpstreamBase(u policy.UpstreamTLS) *tls.Config {
+	var certs []tls.Certificate
+	if u.ClientCert != nil {
+		certs = []tls.Certificate{*u.ClientCert}
+	}
 	return &tls.Config{
+		Certificates:       certs,
 		MinVersion:         u.MinVersion,
 		MaxVersion:         u.MaxVersion,
 		CipherSuites:       upstreamCipherSuites,

@@ -39,3 +39,10 @@ func checkPermissions(dir string) error {
 // 0600, and an existing directory keeps the mode its owner chose
 // (checkPermissions reports it).
 func restrictDir(string) error { return nil }
+
+func checkSecretFile(what, path string) error {
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return &PermissionError{What: what, Path: path, Mode: fi.Mode(), Risk: riskSecret, Fix: "chmod 600 " + path}
+	}
+	return nil
+}

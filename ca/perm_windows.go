@@ -128,3 +128,11 @@ func restrictDir(dir string) error {
 	}
 	return nil
 }
+
+func checkSecretFile(what, path string) error {
+	g, err := broadGrant(path, readKey)
+	if err != nil || g == "" {
+		return err
+	}
+	return &PermissionError{What: what, Path: path, Grantee: g + " read", Risk: riskSecret, Fix: icaclsFix(filepath.Dir(path))}
+}

@@ -243,6 +243,11 @@ func (b *builder) upstream(key string, fu fileUpstream, base UpstreamTLS) Upstre
 		}
 		u.RootCAs = b.pool(u.CAFiles)
 	}
+	if fu.FetchIntermediates != nil {
+		u.FetchIntermediates = *fu.FetchIntermediates
+	}
+	b.parent(key, fu, &u)
+	b.clientCert(key, fu, &u)
 	b.weak[key] = weakUpstream{verifyOff: fu.Verify != nil && !*fu.Verify, minTLS: setVersion(fu.MinTLS, u.MinVersion)}
 	return u
 }

@@ -48,6 +48,12 @@ type fileUpstream struct {
 	MaxTLS  *string   `toml:"max_tls"`
 	Verify  *bool     `toml:"verify"`
 	CAFiles *[]string `toml:"ca_files"`
+
+	Proxy              *string `toml:"proxy"`
+	ProxyAuthFile      *string `toml:"proxy_auth_file"`
+	ClientCert         *string `toml:"client_cert"`
+	ClientKey          *string `toml:"client_key"`
+	FetchIntermediates *bool   `toml:"fetch_intermediates"`
 }
 
 type fileUpstreamOverride struct {
@@ -110,6 +116,11 @@ func defaultFileConfig() *fileConfig {
 			MaxTLS:  ptr("1.3"),
 			Verify:  ptr(true),
 			CAFiles: ptr([]string{}),
+			// Off by default: fetching sends a plain-HTTP request to a
+			// URL the server's certificate names, which a locked-down
+			// network may not want, and the real fix is the server's
+			// (send the intermediate). See docs/corporate-proxy.md.
+			FetchIntermediates: ptr(false),
 		},
 		Log:    fileLog{Format: "text", Level: "info"},
 		Limits: defaultFileLimits(),

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"bytes"
+	"crypto/tls"
 	"crypto/x509"
 	"net"
 	"net/netip"
@@ -36,7 +38,45 @@ type UpstreamTLS struct {
 	// ServerName overrides the SNI and the name the certificate is verified
 	// against; "" means the target host.
 	ServerName string
+	// Proxy is the parent HTTP proxy the server is reached through (an
+	// HTTP CONNECT, then tlsbridge's own verified TLS inside the tunnel);
+	// nil means a direct connection (no proxy key, or proxy = "direct").
+	Proxy *ParentProxy
+	// ClientCert is the certificate and key (client_cert, client_key)
+	// presented to a server that asks for one (mutual TLS); nil for none.
+	// A reload reads the files again, so a renewed certificate is used by
+	// new connections.
+	ClientCert *tls.Certificate
+	// ClientCertFile and ClientKeyFile are the absolute paths ClientCert
+	// was read from, for messages.
+	ClientCertFile, ClientKeyFile string
+	// FetchIntermediates completes a server chain that lacks its
+	// intermediate from the leaf's AIA "CA Issuers" http:// URL; the chain
+	// must still end in RootCAs.
+	FetchIntermediates bool
 }
+
+// ParentProxy is a parent (corporate) HTTP proxy: [upstream] proxy and
+// proxy_auth_file.
+type ParentProxy struct {
+	// URL is the proxy as written, "http://host:port"; it never carries
+	// credentials (the loader refuses a URL with userinfo).
+	URL string
+	// Addr is the "host:port" dialled.
+	Addr string
+	// Section is where proxy is written: "default" ([upstream]),
+	// "rule[N]" or "listener[N]", for fixes that name the key.
+	Section string
+	// AuthFile is the absolute path of proxy_auth_file, "" for none.
+	AuthFile string
+	// Authorization is the Proxy-Authorization header value ("Basic …")
+	// made from AuthFile's user:password, "" for none. It is a secret:
+	// never logged or printed.
+	Authorization string
+}
+
+// String is the proxy's URL, without credentials.
+func (p *ParentProxy) String() string { return p.URL }
 
 // Rule is one [[rule]] of the config, with the global settings merged in.
 // Rules are read-only once built: a new config means a new [Policy].
@@ -233,5 +273,20 @@ func (l *Listener) Equal(o *Listener) bool {
 func (u UpstreamTLS) equal(o UpstreamTLS) bool {
 	return u.MinVersion == o.MinVersion && u.MaxVersion == o.MaxVersion && u.Verify == o.Verify &&
 		slices.Equal(u.CAFiles, o.CAFiles) && u.RootCAs.Equal(o.RootCAs) &&
-		u.Address == o.Address && u.ServerName == o.ServerName
+		u.Address == o.Address && u.ServerName == o.ServerName &&
+		u.FetchIntermediates == o.FetchIntermediates &&
+		sameProxy(u.Proxy, o.Proxy) && sameCert(u.ClientCert, o.ClientCert)
+}
+
+func sameProxy(a, b *ParentProxy) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
+
+// sameCert compares certificate chains by their bytes: a renewed
+// certificate (same files, new content) is a change.
+func sameCert(a, b *tls.Certificate) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return slices.EqualFunc(a.Certificate, b.Certificate, bytes.Equal)
 }

@@ -33,14 +33,14 @@ var errorTests = []struct {
 	// Unknown keys, everywhere.
 	{"unknown/top", "lisen = \"127.0.0.1:1\"\n", `config.toml: unknown key "lisen" (valid keys: listen, allow_clients, connect_ports, ca, client, upstream, log, admin, limits, auth, rule, listener); did you mean "listen"?`, ErrUnknownKey},
 	{"unknown/table", "[upstrem]\nmin_tls = \"1.2\"\n", `unknown key "upstrem" (valid keys:`, ErrUnknownKey},
-	{"unknown/in-upstream", "[upstream]\naddress = \"a:1\"\n", `unknown key "upstream.address" (valid keys: min_tls, max_tls, verify, ca_files)`, ErrUnknownKey},
+	{"unknown/in-upstream", "[upstream]\naddress = \"a:1\"\n", `unknown key "upstream.address" (valid keys: min_tls, max_tls, verify, ca_files, proxy, proxy_auth_file, client_cert, client_key, fetch_intermediates)`, ErrUnknownKey},
 	{"unknown/in-ca", "[ca]\nleafkey = \"auto\"\n", `unknown key "ca.leafkey" (valid keys: dir, leaf_key, permitted_hosts); did you mean "leaf_key"?`, ErrUnknownKey},
 	{"unknown/rule", "[[rule]]\nhosts = [\"a\"]\n[[rule]]\nhosts = [\"b\"]\nhost = \"c\"\n", `unknown key "rule[1].host" (valid keys: hosts, ports, action, client, upstream); did you mean "hosts"?`, ErrUnknownKey},
 	{"unknown/rule-subtable", "[[rule]]\nhosts = [\"a\"]\n[rule.upstrem]\nmin_tls = \"1.3\"\n", `unknown key "rule[0].upstrem" (valid keys: hosts, ports, action, client, upstream); did you mean "upstream"?`, ErrUnknownKey},
-	{"unknown/rule-upstream", "[[rule]]\nhosts = [\"a\"]\n[rule.upstream]\nsni = \"x\"\n", `unknown key "rule[0].upstream.sni" (valid keys: min_tls, max_tls, verify, ca_files, address, server_name)`, ErrUnknownKey},
+	{"unknown/rule-upstream", "[[rule]]\nhosts = [\"a\"]\n[rule.upstream]\nsni = \"x\"\n", `unknown key "rule[0].upstream.sni" (valid keys: min_tls, max_tls, verify, ca_files, proxy, proxy_auth_file, client_cert, client_key, fetch_intermediates, address, server_name)`, ErrUnknownKey},
 	{"unknown/rule-client", "[[rule]]\nhosts = [\"a\"]\n[rule.client]\nverify = false\n", `unknown key "rule[0].client.verify" (valid keys: min_tls, max_tls)`, ErrUnknownKey},
 	{"unknown/listener", "[[listener]]\nlisten = \"127.0.0.1:1\"\nupstream = \"a:443\"\nclienttls = true\n", `unknown key "listener[0].clienttls" (valid keys: listen, upstream, client_tls, upstream_tls, server_name, alpn, client); did you mean "client_tls"?`, ErrUnknownKey},
-	{"unknown/listener-upstream", "[[listener]]\nlisten = \"127.0.0.1:1\"\n[listener.upstream]\naddress = \"a:443\"\nmintls = \"1.2\"\n", `unknown key "listener[0].upstream.mintls" (valid keys: min_tls, max_tls, verify, ca_files, address, server_name); did you mean "min_tls"?`, ErrUnknownKey},
+	{"unknown/listener-upstream", "[[listener]]\nlisten = \"127.0.0.1:1\"\n[listener.upstream]\naddress = \"a:443\"\nmintls = \"1.2\"\n", `unknown key "listener[0].upstream.mintls" (valid keys: min_tls, max_tls, verify, ca_files, proxy, proxy_auth_file, client_cert, client_key, fetch_intermediates, address, server_name); did you mean "min_tls"?`, ErrUnknownKey},
 	{"unknown/inline-rules", "rule = [{hosts = [\"a\"]}, {hosts = [\"b\"], acton = \"deny\"}]\n", `unknown key "rule[1].acton"`, ErrUnknownKey},
 
 	// TLS versions.

@@ -2,15 +2,21 @@ package policy
 
 import (
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+
+	"github.com/tlsbridge/tlsbridge/ca"
 )
 
 // This file holds the checks and parsers of single values that the
@@ -188,4 +194,156 @@ func parseClientPrefix(s string) (netip.Prefix, error) {
 	}
 	ip = ip.Unmap().WithZone("")
 	return netip.PrefixFrom(ip, ip.BitLen()), nil
+}
+
+// parent parses the proxy and proxy_auth_file an upstream section writes
+// into u, which holds what it inherits. A section that names its own proxy
+// inherits no credentials (they were meant for another proxy); a section
+// that writes only proxy_auth_file sets the credentials of the proxy it
+// inherits.
+func (b *builder) parent(key string, fu fileUpstream, u *UpstreamTLS) {
+	if fu.Proxy != nil {
+		u.Proxy = b.proxyURL(key+".proxy", *fu.Proxy)
+	}
+	if fu.ProxyAuthFile == nil || *fu.ProxyAuthFile == "" && u.Proxy == nil {
+		return
+	}
+	if u.Proxy == nil {
+		if fu.Proxy == nil || *fu.Proxy == "direct" || *fu.Proxy == "" {
+			b.add(key+".proxy_auth_file", ErrInvalid, `set without a parent proxy; set proxy = "http://host:port" in the same section or in [upstream], or remove proxy_auth_file`)
+		}
+		return
+	}
+	p := *u.Proxy
+	p.AuthFile, p.Authorization = "", ""
+	if f := *fu.ProxyAuthFile; f != "" {
+		p.AuthFile = resolvePath(b.dir, f)
+		auth, err := readProxyAuth(p.AuthFile)
+		if err != nil {
+			b.add(key+".proxy_auth_file", ErrInvalid, "%q: %v", f, err)
+			return
+		}
+		p.Authorization = auth
+	}
+	u.Proxy = &p
+}
+
+// proxyURL parses a proxy value: "direct" or "" (nil: no parent) or
+// "http://host:port".
+func (b *builder) proxyURL(key, s string) *ParentProxy {
+	const want = `want "http://host:port", e.g. proxy = "http://proxy.corp.example:8080", or "direct"`
+	if s == "direct" || s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || u.Host == "" || u.Opaque != "":
+		b.add(key, ErrInvalid, "%q is not a proxy URL (%s)", redactURL(s), want)
+	case u.User != nil:
+		// Credentials in a URL end up in logs, ps and shell history.
+		b.add(key, ErrInvalid, "%q carries credentials in the URL; put user:password in a file readable only by tlsbridge's user and name it in proxy_auth_file", redactURL(s))
+	case u.Scheme != "http":
+		b.add(key, ErrInvalid, "%q: scheme %q is not supported (%s; tlsbridge speaks plain HTTP CONNECT to the parent, its own TLS runs inside the tunnel)", s, u.Scheme, want)
+	case u.Port() == "":
+		b.add(key, ErrInvalid, "%q has no port (%s)", s, want)
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+		b.add(key, ErrInvalid, "%q has a path, query or fragment (%s)", s, want)
+	default:
+		addr := b.hostPort(key, u.Host, "the parent proxy")
+		section, _, _ := strings.Cut(key, ".")
+		if section == "upstream" {
+			section = "default"
+		}
+		return &ParentProxy{URL: "http://" + u.Host, Addr: addr, Section: section}
+	}
+	return nil
+}
+
+// redactURL is s with any userinfo replaced, for messages.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	if i, j := strings.Index(s, "://"), strings.LastIndex(s, "@"); i >= 0 && j > i {
+		return s[:i+3] + "xxxxx@" + s[j+1:]
+	}
+	return s
+}
+
+// readProxyAuth reads proxy_auth_file: user:password on its first
+// non-empty line, from a file only its owner may read (like the CA key).
+// It returns the Proxy-Authorization value, Basic (RFC 7617).
+func readProxyAuth(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file", path)
+	}
+	if fi.Size() > 4096 {
+		return "", fmt.Errorf("%s is %d bytes; want one line user:password", path, fi.Size())
+	}
+	if err := ca.CheckSecretFile("proxy credentials", path); err != nil {
+		return "", err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	var line string
+	for _, l := range strings.Split(string(data), "\n") {
+		if l = strings.TrimRight(l, "\r"); strings.TrimSpace(l) != "" {
+			line = l
+			break
+		}
+	}
+	user, pass, ok := strings.Cut(line, ":")
+	switch {
+	case !ok || user == "":
+		return "", errors.New("want user:password on one line")
+	case strings.ContainsAny(line, "\x00\r") || strings.IndexFunc(line, unicode.IsControl) >= 0:
+		return "", errors.New("control characters in user:password")
+	}
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass)), nil
+}
+
+// clientCert parses client_cert and client_key, which are set together
+// in one section (or both "" to present none where a certificate is
+// inherited); the files are read and checked now, and again on a reload.
+func (b *builder) clientCert(key string, fu fileUpstream, u *UpstreamTLS) {
+	cert, keyf := fu.ClientCert, fu.ClientKey
+	switch {
+	case cert == nil && keyf == nil:
+		return
+	case cert == nil:
+		b.add(key+".client_key", ErrInvalid, "set without client_cert; set both (PEM files: the certificate, and its private key)")
+		return
+	case keyf == nil:
+		b.add(key+".client_cert", ErrInvalid, "set without client_key; set both (PEM files: the certificate, and its private key)")
+		return
+	case *cert == "" && *keyf == "":
+		u.ClientCert, u.ClientCertFile, u.ClientKeyFile = nil, "", ""
+		return
+	case *cert == "" || *keyf == "":
+		b.add(key+".client_cert", ErrInvalid, "client_cert and client_key must both name a file, or both be \"\" (no client certificate)")
+		return
+	}
+	cf, kf := resolvePath(b.dir, *cert), resolvePath(b.dir, *keyf)
+	c, err := ca.LoadClientCertificate(cf, kf)
+	if err != nil {
+		at := key + ".client_cert"
+		var pe *ca.PermissionError
+		if errors.As(err, &pe) || exists(cf) && !exists(kf) {
+			at = key + ".client_key"
+		}
+		b.add(at, ErrInvalid, "%v", err)
+		return
+	}
+	u.ClientCert, u.ClientCertFile, u.ClientKeyFile = c, cf, kf
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
