@@ -110,7 +110,7 @@ func CheckWith(ctx context.Context, pol *policy.Policy, host string, port int, o
 	}
 	// The proxy's target, dial and handshake (dial.go), bounded by the
 	// same [limits] upstream_timeout.
-	t := target{rule: rule, host: host, port: port, tls: newUpstreamBase(rule.Upstream)}
+	t := target{rule: rule, host: host, port: port, tls: newUpstreamBase(rule.Upstream), aia: newAIAFetcher(dial, nil, nil)}
 	t.addr, t.name = upstreamTarget(rule, host, port)
 	r.Addr, r.ServerName = t.addr, t.name
 	var auth clientAuth

@@ -52,12 +52,15 @@ type target struct {
 	// tls is the server-facing template (see newUpstreamBase); nil for a
 	// plain TCP upstream (a listener with upstream_tls = false).
 	tls *tls.Config
+	// aia completes incomplete chains when the rule sets
+	// fetch_intermediates (see aia.go); nil never fetches.
+	aia *aiaFetcher
 }
 
 // target is the destination of a CONNECT to host:port under rule.
 func (rt *snapshot) target(rule *policy.Rule, host string, port int) target {
 	addr, name := upstreamTarget(rule, host, port)
-	return target{rule: rule, host: host, port: port, addr: addr, name: name, tls: rt.upstreamConfig(rule)}
+	return target{rule: rule, host: host, port: port, addr: addr, name: name, tls: rt.upstreamConfig(rule), aia: rt.aia}
 }
 
 // upstreamTarget is the address dialled and the name verified for a

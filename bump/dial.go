@@ -3,7 +3,11 @@ package bump
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"net"
+	"net/netip"
+	"strings"
 )
 
 // The dial stage: the upstream connection of a session, taken from the
@@ -50,9 +54,22 @@ func handshakeTargetAuth(ctx context.Context, raw net.Conn, t target, cfg *tls.C
 	cfg.ServerName = t.name
 	cfg.NextProtos = protos
 	trackClientAuth(cfg, auth)
+	fetch := t.aia != nil && t.rule != nil && t.rule.Upstream.FetchIntermediates && !cfg.InsecureSkipVerify
+	if fetch {
+		// The verification is verifyConnection's, which does what
+		// crypto/tls would (the configured roots, the name t.name, IP
+		// literals included) and completes a chain without its
+		// intermediate from the leaf's AIA URL; TestFetchIntermediates
+		// proves roots and name are still enforced.
+		cfg.InsecureSkipVerify = true //nolint:gosec // replaced by VerifyConnection: chain and name verified there
+		cfg.VerifyConnection = t.aia.verifyConnection(ctx, t, cfg.RootCAs, t.name, loopbackPeer(raw, t))
+	}
 	tc := tls.Client(raw, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
+		if !fetch {
+			err = noIntermediate(t, err)
+		}
 		ue := t.failed("handshake", clientCertFailure(t, *auth, err))
 		ue.offers = [2]uint16{cfg.MinVersion, cfg.MaxVersion}
 		return nil, ue
@@ -134,4 +151,36 @@ func (p *preDial) close() {
 		p.raw.Close()
 		p.raw = nil
 	}
+}
+
+// loopbackPeer reports a server dialled at a loopback address (its own
+// AIA URL may then be local too; see aia.go): the address reached, or with
+// a parent proxy the address asked of it.
+func loopbackPeer(raw net.Conn, t target) bool {
+	if t.parent() == nil {
+		if ra, ok := raw.RemoteAddr().(*net.TCPAddr); ok {
+			ip, ok := netip.AddrFromSlice(ra.IP)
+			return ok && ip.Unmap().IsLoopback()
+		}
+		return false
+	}
+	host, _, _ := net.SplitHostPort(t.addr)
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback() || strings.EqualFold(host, "localhost")
+}
+
+// noIntermediate marks an unknown authority for a leaf sent alone that
+// names its issuer's URL (AIA): the server's chain is incomplete, which
+// fetch_intermediates would complete (the 502 says so).
+func noIntermediate(t target, err error) error {
+	var ve *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	if !errors.As(err, &ve) || !errors.As(err, &ua) || len(ve.UnverifiedCertificates) != 1 {
+		return err
+	}
+	u := issuerURL(ve.UnverifiedCertificates[0])
+	if u == "" {
+		return err
+	}
+	return &tls.CertificateVerificationError{UnverifiedCertificates: ve.UnverifiedCertificates, Err: &incompleteChainError{url: u, off: true, err: ve.Err}}
 }

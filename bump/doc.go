@@ -18,7 +18,10 @@
 //   - auto (the default): apps that can offer the upstream's minimum version
 //     keep end-to-end TLS (tunnel), the rest are bumped.
 //
-// dial takes a pooled upstream connection or dials one (dial.go); terminate
+// dial takes a pooled upstream connection or dials one (dial.go), directly
+// or through the rule's parent proxy (parent.go), presenting the rule's
+// client certificate (clientcert.go) and completing a chain sent without
+// its intermediate when the rule says fetch_intermediates (aia.go); terminate
 // completes the app's handshake, answering with the ALPN protocol the
 // upstream chose, so h2 works end to end (terminate.go). relay is the
 // HTTP/1.1 intermediary for bumped HTTP/1.x (http1relay.go: one parser

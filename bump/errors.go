@@ -123,12 +123,15 @@ func (e *upstreamError) verdict() verdict {
 	var (
 		pe *parentError
 		ce *clientCertError
+		ic *incompleteChainError
 	)
 	switch {
 	case errors.As(e.err, &pe):
 		return e.parentVerdict(pe)
 	case errors.As(e.err, &ce):
 		return e.clientCertVerdict(ce)
+	case errors.As(e.err, &ic):
+		return e.incompleteChainVerdict(ic)
 	case errors.As(e.err, &dnsErr):
 		cause := fmt.Sprintf("tlsbridge could not resolve the host name %q: %v.", dnsErr.Name, dnsErr.Err)
 		if where := e.targetKey(); where != "" {

@@ -257,6 +257,12 @@ func TestHintsLoad(t *testing.T) {
 		{"client-cert-missing", "handshake", func(*policy.ParentProxy) error {
 			return &clientCertError{err: &net.OpError{Op: "remote error", Err: tls.AlertError(alertCertRequired)}}
 		}},
+		{"incomplete-chain-off", "handshake", func(*policy.ParentProxy) error {
+			return &tls.CertificateVerificationError{Err: &incompleteChainError{url: "http://ca.example/i.der", off: true, err: x509.UnknownAuthorityError{Cert: leaf}}}
+		}},
+		{"incomplete-chain-fetch-failed", "handshake", func(*policy.ParentProxy) error {
+			return &tls.CertificateVerificationError{Err: &incompleteChainError{url: "http://ca.example/i.der", fetchErr: errors.New("GET: 404"), err: x509.UnknownAuthorityError{Cert: leaf}}}
+		}},
 		{"client-cert-rejected", "handshake", func(*policy.ParentProxy) error {
 			return &clientCertError{cert: leaf, file: "/etc/tlsbridge/client.pem", err: &net.OpError{Op: "remote error", Err: tls.AlertError(alertBadCertificate)}}
 		}},
@@ -269,7 +275,14 @@ func TestHintsLoad(t *testing.T) {
 				ue := &upstreamError{stage: k.stage, host: host, addr: addr, name: name, rule: rule,
 					offers: [2]uint16{rule.Upstream.MinVersion, rule.Upstream.MaxVersion}, err: k.err(rule.Upstream.Proxy)}
 				v := ue.verdict()
-				if want := map[bool]string{true: reasonClientCert, false: reasonParentProxy}[strings.HasPrefix(k.name, "client")]; v.reason != want {
+				want := reasonParentProxy
+				switch {
+				case strings.HasPrefix(k.name, "client"):
+					want = reasonClientCert
+				case strings.HasPrefix(k.name, "incomplete"):
+					want = reasonIncompleteChain
+				}
+				if v.reason != want {
 					t.Errorf("reason %q, want %q", v.reason, want)
 				}
 				checkHint(t, base, configPath, v.fix, tg.host, rule, func(p *policy.Policy, owner string) *policy.UpstreamTLS {
@@ -425,6 +438,10 @@ func checkHint(t *testing.T, base *hintModel, configPath, fix, host string, rule
 		case "proxy_auth_file":
 			if u.Proxy == nil || u.Proxy.Authorization == "" {
 				t.Errorf("after %q, %s has no parent credentials", e[0], host)
+			}
+		case "fetch_intermediates":
+			if !u.FetchIntermediates {
+				t.Errorf("after %q, %s does not fetch intermediates", e[0], host)
 			}
 		case "client_cert":
 			if u.ClientCert == nil {

@@ -52,7 +52,7 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener, l *policy.L
 		s:     s,
 		l:     l,
 		addr:  ln.Addr().String(),
-		t:     target{rule: rule, host: host, port: port, addr: addr, name: name},
+		t:     target{rule: rule, host: host, port: port, addr: addr, name: name, aia: s.aia},
 		conns: newConnSet(),
 	}
 	if !l.PlainUpstream {

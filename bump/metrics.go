@@ -36,7 +36,8 @@ type metrics struct {
 	failures    *prometheus.CounterVec // side, reason
 	bytes       *prometheus.CounterVec // direction
 	active      prometheus.Gauge
-	authFails   *prometheus.CounterVec // result
+	authFails   *prometheus.CounterVec
+	aiaFetches  *prometheus.CounterVec // result
 }
 
 // newMetrics builds the registry of a Server: its own counters, the leaf
@@ -70,6 +71,13 @@ func newMetrics(certs *ca.Cache, mints *LeafMints) *metrics {
 			Help: "Proxy requests refused with 407 for their credentials, by result: bad (a wrong password or an unknown user, checked with bcrypt) or limited (answered at once because their client address had too many failures in the last minute). Requests without credentials are not counted.",
 		}, []string{"result"}),
 	}
+	m.aiaFetches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tlsbridge_aia_fetches_total",
+		Help: "Intermediate certificates looked up for servers that send an incomplete chain (fetch_intermediates), by result: fetched (from the leaf's AIA URL), cached (a cache hit), failed.",
+	}, []string{"result"})
+	for _, r := range []string{"fetched", "cached", "failed"} {
+		m.aiaFetches.WithLabelValues(r)
+	}
 	m.authFails.WithLabelValues("bad")
 	m.authFails.WithLabelValues("limited")
 	// Zero series for every version an app can offer, so "how many apps
@@ -80,7 +88,7 @@ func newMetrics(certs *ca.Cache, mints *LeafMints) *metrics {
 	m.bytes.WithLabelValues("app_to_upstream")
 	m.bytes.WithLabelValues("upstream_to_app")
 
-	m.reg.MustRegister(m.connections, m.helloMax, m.failures, m.bytes, m.active, m.authFails,
+	m.reg.MustRegister(m.connections, m.helloMax, m.failures, m.bytes, m.active, m.authFails, m.aiaFetches,
 		cacheCollector{certs},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

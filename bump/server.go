@@ -64,7 +64,8 @@ type Server struct {
 	pool   upstreamPool // idle upstream connections (pool.go)
 	active atomic.Int64 // admitted app connections, for max_connections
 
-	auth authGuard // proxy authentication (guard.go)
+	auth authGuard   // proxy authentication (guard.go)
+	aia  *aiaFetcher // intermediates fetched for fetch_intermediates (aia.go)
 
 	selfMu sync.Mutex
 	self   []*net.TCPAddr // addresses tlsbridge listens on now (loop refusal)
@@ -108,9 +109,10 @@ func New(cfg Config) (*Server, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 	}
+	s.metrics = newMetrics(cfg.Certs, cfg.LeafMints)
+	s.aia = newAIAFetcher(s.dial, log, s.metrics)
 	s.rt.Store(s.newSnapshot(cfg.Policy))
 	s.proxy = s.newProxy()
-	s.metrics = newMetrics(cfg.Certs, cfg.LeafMints)
 	return s, nil
 }
 

@@ -30,6 +30,8 @@ type snapshot struct {
 	transport map[*policy.Rule]*http.Transport
 
 	leafKey ca.KeyType // the [ca] leaf_key; policy.LeafKeyAuto (0) for auto
+
+	aia *aiaFetcher // the Server's (its cache outlives snapshots)
 }
 
 // newSnapshot derives a snapshot from pol.
@@ -38,6 +40,7 @@ func (s *Server) newSnapshot(pol *policy.Policy) *snapshot {
 		pol:       pol,
 		lim:       pol.Limits,
 		leafKey:   pol.CA.LeafKey, // policy.LeafKeyAuto is 0
+		aia:       s.aia,
 		upstream:  make(map[*policy.Rule]*tls.Config, len(pol.Rules)+1),
 		transport: make(map[*policy.Rule]*http.Transport, len(pol.Rules)+1),
 	}
