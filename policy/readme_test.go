@@ -109,6 +109,8 @@ func TestExampleConfigsLoad(t *testing.T) {
 		configs[fmt.Sprintf("docs/listeners.md block %d", i)] = block
 	}
 	pemName := regexp.MustCompile(`"([A-Za-z0-9_.-]+\.pem)"`)
+	clientCertName := regexp.MustCompile(`client_cert = "([A-Za-z0-9_.-]+)\.pem"`)
+	authFileName := regexp.MustCompile(`proxy_auth_file = "([A-Za-z0-9_.-]+)"`)
 	for name, config := range configs {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -118,6 +120,16 @@ func TestExampleConfigsLoad(t *testing.T) {
 			}
 			if err := os.WriteFile(filepath.Join(dir, "users.htpasswd"), []byte("alice:"+aliceHash+"\n"), 0o600); err != nil {
 				t.Fatal(err)
+			}
+			// client_cert/client_key pairs as a real certificate and key
+			// (name.pem, name-key.pem), proxy_auth_file as credentials.
+			for _, m := range clientCertName.FindAllStringSubmatch(config, -1) {
+				writeClientPair(t, dir, m[1], 0o600)
+			}
+			for _, m := range authFileName.FindAllStringSubmatch(config, -1) {
+				if err := os.WriteFile(filepath.Join(dir, m[1]), []byte("alice:pw\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if _, err := Parse([]byte(config), filepath.Join(dir, "config.toml")); err != nil {
 				t.Errorf("%s does not load:\n%v", name, err)
