@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/tlsbridge/tlsbridge/ca"
 )
@@ -38,6 +39,7 @@ func build(fc *fileConfig, path string) (*Policy, error) {
 	if fc.Admin.Listen != "" {
 		p.Admin.Listen = b.listen("admin.listen", fc.Admin.Listen, open)
 	}
+	p.Admin.DrainDelay = b.durationKey("admin.drain_delay", fc.Admin.DrainDelay, 0, 5*time.Minute)
 	p.Limits = b.limits(fc.Limits)
 	p.Auth = b.auth(fc.Auth)
 	p.Default = &Rule{Name: "default", Action: ActionAuto, Client: p.Client, Upstream: p.Upstream}

@@ -68,7 +68,8 @@ type fileLog struct {
 }
 
 type fileAdmin struct {
-	Listen string `toml:"listen"`
+	Listen     string `toml:"listen"`
+	DrainDelay string `toml:"drain_delay"`
 }
 
 type fileRule struct {
@@ -123,6 +124,7 @@ func defaultFileConfig() *fileConfig {
 			FetchIntermediates: ptr(false),
 		},
 		Log:    fileLog{Format: "text", Level: "info"},
+		Admin:  fileAdmin{DrainDelay: DefaultDrainDelay.String()},
 		Limits: defaultFileLimits(),
 	}
 }

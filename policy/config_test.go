@@ -33,7 +33,7 @@ func TestDefault(t *testing.T) {
 		{"Upstream.Verify", p.Upstream.Verify, true},
 		{"Upstream.RootCAs!=nil", p.Upstream.RootCAs != nil, true},
 		{"Log", p.Log, LogConfig{Format: "text", Level: "info"}},
-		{"Admin", p.Admin, AdminConfig{}},
+		{"Admin", p.Admin, AdminConfig{DrainDelay: DefaultDrainDelay}},
 		{"Rules", len(p.Rules), 0},
 		{"Listeners", len(p.Listeners), 0},
 		{"Default.Name", p.Default.Name, "default"},
@@ -77,6 +77,7 @@ format = "text"
 level = "info"
 [admin]
 listen = ""
+drain_delay = "5s"
 [limits]
 handshake_timeout = "10s"
 upstream_timeout = "15s"
@@ -233,7 +234,7 @@ func TestParseFull(t *testing.T) {
 		{"Upstream.RootCAs has other", poolHas(p.Upstream.RootCAs, other), true},
 		{"Upstream.RootCAs has origin", poolHas(p.Upstream.RootCAs, origin), false},
 		{"Log", p.Log, LogConfig{"json", "debug"}},
-		{"Admin", p.Admin, AdminConfig{"127.0.0.1:3129"}},
+		{"Admin", p.Admin, AdminConfig{Listen: "127.0.0.1:3129", DrainDelay: DefaultDrainDelay}},
 		{"LoopbackOnly", p.LoopbackOnly(), false},
 
 		{"rule[0].Name", r0.Name, "rule[0]"},

@@ -106,12 +106,18 @@ func (b *builder) limits(l fileLimits) Limits {
 
 // duration parses the [limits] duration at key, which must lie in lo..hi.
 func (b *builder) duration(key, s string, lo, hi time.Duration) time.Duration {
+	return b.durationKey("limits."+key, s, lo, hi)
+}
+
+// durationKey parses the duration at the dotted key, which must lie in
+// lo..hi.
+func (b *builder) durationKey(key, s string, lo, hi time.Duration) time.Duration {
 	d, err := time.ParseDuration(s)
 	switch {
 	case err != nil:
-		b.add("limits."+key, ErrInvalid, "%q is not a duration (want e.g. \"10s\", \"500ms\" or \"5m\")", s)
+		b.add(key, ErrInvalid, "%q is not a duration (want e.g. \"10s\", \"500ms\" or \"5m\")", s)
 	case d < lo || d > hi:
-		b.add("limits."+key, ErrInvalid, "%v is out of range (want %v to %v)", d, lo, hi)
+		b.add(key, ErrInvalid, "%v is out of range (want %v to %v)", d, lo, hi)
 	}
 	return d
 }

@@ -43,6 +43,8 @@ func TestLimitsAndAuthErrors(t *testing.T) {
 		{"too-long", "[limits]\nupstream_timeout = \"1h\"\n", "limits.upstream_timeout: 1h0m0s is out of range"},
 		{"header-bytes", "[limits]\nmax_header_bytes = 10\n", "limits.max_header_bytes: 10 is out of range"},
 		{"connections", "[limits]\nmax_connections = 0\n", "limits.max_connections: 0 is out of range"},
+		{"drain-delay", "[admin]\ndrain_delay = \"5\"\n", `admin.drain_delay: "5" is not a duration`},
+		{"drain-delay-long", "[admin]\ndrain_delay = \"1h\"\n", "admin.drain_delay: 1h0m0s is out of range (want 0s to 5m0s)"},
 		{"unknown-limit", "[limits]\nmax_conns = 5\n", `unknown key "limits.max_conns"`},
 		{"users-missing", "[auth]\nusers_file = \"nope\"\n", "auth.users_file: \"nope\""},
 		{"users-md5", "[auth]\nusers_file = " + quote(md5) + "\n", "not bcrypt"},

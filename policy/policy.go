@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/tlsbridge/tlsbridge/ca"
 )
@@ -163,9 +164,26 @@ func parseLeafKey(s string) (ca.KeyType, bool) {
 // "trace", "debug", "info", "warn" or "error".
 type LogConfig struct{ Format, Level string }
 
-// AdminConfig is the [admin] table: Listen is the "host:port" of the admin
-// endpoint (/ca.pem, /metrics, /healthz, /readyz), or "" for none.
-type AdminConfig struct{ Listen string }
+// AdminConfig is the [admin] table.
+type AdminConfig struct {
+	// Listen is the "host:port" of the admin endpoint (/ca.pem, /metrics,
+	// /healthz, /readyz), or "" for none.
+	Listen string
+	// DrainDelay is how long, after SIGTERM, /readyz answers 503 while
+	// the proxy and listener ports still accept, so a load balancer that
+	// polls /readyz takes the instance out before its ports close (see
+	// DefaultDrainDelay). It applies only when something has asked
+	// /readyz since the start: nobody else is waiting for it.
+	DrainDelay time.Duration
+}
+
+// DefaultDrainDelay is [admin] drain_delay when unset: 5 s covers a
+// balancer that checks every second and needs two failures (HAProxy
+// "inter 1s fall 2", as in docs/fleet.md: at most 3 s from the first 503
+// to "DOWN") with room for a slow check, and Kubernetes' endpoint removal,
+// which usually takes a second or two. HAProxy's defaults (inter 2s,
+// fall 3) need up to 8 s: set drain_delay to that.
+const DefaultDrainDelay = 5 * time.Second
 
 // Policy is a validated, immutable config. Build it with [Load], [Parse]
 // or [Default]; a reload builds a new Policy rather than changing one, so a

@@ -21,6 +21,7 @@ type notifier struct {
 	log      *logrus.Entry
 	started  atomic.Bool // ready was called: the ports are open
 	draining atomic.Bool // stopping was called; a late ready changes nothing
+	watched  atomic.Bool // /readyz was asked at least once: a balancer or probe polls it
 }
 
 func newNotifier(log *logrus.Entry) *notifier {
@@ -46,8 +47,15 @@ func (s *notifier) stopping() {
 	s.report("STOPPING=1", s.n.Stopping())
 }
 
-// serving is what /readyz reports: started and not draining.
+// serving reports whether tlsbridge is started and not draining.
 func (s *notifier) serving() bool { return s.started.Load() && !s.draining.Load() }
+
+// readyz is what /readyz reports: serving. It also records that something
+// polls /readyz, which is what makes the drain wait [admin] drain_delay.
+func (s *notifier) readyz() bool {
+	s.watched.Store(true)
+	return s.serving()
+}
 
 func (s *notifier) report(state string, err error) {
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -76,7 +77,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer, reloads <-chan 
 	defer srv.Close()
 	warnUnsafe(pol, log)
 	sd := newNotifier(log) // systemd Type=notify, and /readyz
-	stopAdmin, err := startAdmin(ctx, pol.Admin.Listen, authority, srv, sd.serving, log)
+	// The admin listener outlives ctx: /healthz and /readyz answer
+	// through the whole drain, and the deferred stopAdmin closes it last.
+	stopAdmin, err := startAdmin(context.WithoutCancel(ctx), pol.Admin.Listen, authority, srv, sd.readyz, log)
 	if err != nil {
 		ln.Close()
 		return err
@@ -95,22 +98,51 @@ func serve(ctx context.Context, args []string, stderr io.Writer, reloads <-chan 
 	log.WithFields(logrus.Fields{logfield.Listen: ln.Addr().String(), logfield.CADir: authority.Dir}).Info("tlsbridge listening")
 	log.Infof("apps use it with HTTPS_PROXY=http://%s and trust %s (tlsbridge ca install, or tlsbridge ca export -out ca.pem)", ln.Addr(), authority.CertPath())
 
-	ctx, cancel := context.WithCancel(ctx)
+	// The ports serve until serveCtx ends: [admin] drain_delay after ctx
+	// (SIGTERM), so /readyz fails before they close (drainAfter).
+	serveCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	var wg sync.WaitGroup
-	listeners := &listenerSet{ctx: ctx, wg: &wg, srv: srv, log: log}
+	listeners := &listenerSet{ctx: serveCtx, wg: &wg, srv: srv, log: log}
 	listeners.start(pol, lns)
-	wg.Go(func() { reloadOnHUP(ctx, hup, cf, srv, listeners, log, sd) })
-	wg.Go(func() { <-ctx.Done(); sd.stopping() }) // the drain starts
+	wg.Go(func() { reloadOnHUP(serveCtx, hup, cf, srv, listeners, log, sd) })
+	wg.Go(func() { drainAfter(ctx, serveCtx, cancel, srv, log, sd) })
 	// READY=1 now: the ports are open, and SIGHUP has been caught since
 	// before the listening line (its default action would kill the
 	// process on a "systemctl reload").
 	sd.ready()
-	err = srv.Serve(ctx, ln)
+	err = srv.Serve(serveCtx, ln)
 	cancel()
 	wg.Wait()
 	log.Info("tlsbridge stopped")
 	return err
+}
+
+// drainAfter starts the drain when ctx ends (SIGTERM, SIGINT, a service
+// stop): /readyz answers 503 from then on, and if something has polled
+// /readyz, the ports keep accepting for [admin] drain_delay, so a load
+// balancer takes the instance out of rotation before connections to it are
+// refused. Then closeServe closes the ports and the connections in flight
+// get [limits] drain_timeout. It returns early if serveCtx ends first (the
+// proxy stopped on its own).
+func drainAfter(ctx, serveCtx context.Context, closeServe func(), srv *bump.Server, log *logrus.Entry, sd *notifier) {
+	select {
+	case <-ctx.Done():
+	case <-serveCtx.Done():
+		return
+	}
+	sd.stopping() // the drain starts: /readyz fails
+	if d := srv.Policy().Admin.DrainDelay; d > 0 && sd.watched.Load() {
+		log.Infof("draining: /readyz answers 503; the ports close in %v ([admin] drain_delay), then connections in flight get %v ([limits] drain_timeout)",
+			d, srv.Policy().Limits.DrainTimeout)
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-serveCtx.Done():
+			t.Stop()
+		}
+	}
+	closeServe()
 }
 
 // openCA resolves the CA directory, creates the CA on first run and starts
