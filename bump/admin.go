@@ -36,8 +36,10 @@ func NewAdminHandler(a *ca.Authority, metrics http.Handler, ready func() bool) h
 			http.ServeContent(w, r, name, mod, bytes.NewReader(data))
 		}
 	}
-	mux.Handle("GET /ca.pem", serve(a.CertPEM(), "application/x-pem-file", "tlsbridge-ca.pem"))
-	mux.Handle("GET /ca.der", serve(a.CertDER(), "application/pkix-cert", "tlsbridge-ca.der"))
+	// The root apps trust: the CA itself, or for an imported sub-CA the
+	// organisation's root it chains to.
+	mux.Handle("GET /ca.pem", serve(a.RootPEM(), "application/x-pem-file", "tlsbridge-ca.pem"))
+	mux.Handle("GET /ca.der", serve(a.Root().Raw, "application/pkix-cert", "tlsbridge-ca.der"))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")

@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
@@ -21,6 +22,10 @@ import (
 const (
 	CertFile = "ca.pem"     // the CA certificate, PEM, mode 0644
 	KeyFile  = "ca-key.pem" // the CA private key, PKCS #8 PEM, mode 0600
+	// ChainFile holds, for an imported sub-CA, its issuers from the one
+	// that signed ca.pem up to the organisation's root, PEM, mode 0644.
+	// Absent for a root CA.
+	ChainFile = "chain.pem"
 )
 
 // Options configures a NEW CA. They have no effect when an existing CA is
@@ -51,6 +56,8 @@ type Authority struct {
 
 	signer  crypto.Signer
 	certPEM []byte
+	// chain is Cert's issuers, the root last; empty for a root CA.
+	chain []*x509.Certificate
 }
 
 // Load reads the CA from dir. It returns an error wrapping ErrCANotFound if
@@ -72,8 +79,147 @@ func Load(dir string) (*Authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load CA from %s: %w", dir, err)
 	}
+	chainPEM, err := os.ReadFile(filepath.Join(dir, ChainFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("load CA from %s: %w", dir, err)
+	}
+	if len(chainPEM) > 0 {
+		certs, err := parseCerts(chainPEM)
+		if err != nil {
+			return nil, fmt.Errorf("load CA from %s: %s: %w", dir, ChainFile, err)
+		}
+		if a.chain, err = orderChain(a.Cert, certs); err != nil {
+			return nil, fmt.Errorf("load CA from %s: %s: %w", dir, ChainFile, err)
+		}
+	}
 	a.Dir = dir
 	return a, nil
+}
+
+// ParseWithChain is Parse for a sub-CA issued by an organisation's root
+// (step-ca, Vault PKI, cert-manager, openssl): certPEM may carry the CA
+// certificate followed by its issuers, and chainPEM (optional) more of
+// them, in any order, up to and including the root. The chain is checked
+// now: each certificate signed by the next, all valid now, path lengths
+// and name constraints kept, and it must end in a self-signed root, the
+// one apps trust (Root, and what Install installs). Leaves are then served
+// with the chain up to, not including, the root.
+func ParseWithChain(certPEM, keyPEM, chainPEM []byte) (*Authority, error) {
+	a, err := parse(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	extra, err := parseCerts(append(append([]byte(nil), certPEM...), chainPEM...))
+	if err != nil {
+		return nil, fmt.Errorf("chain: %w", err)
+	}
+	extra = extra[1:] // the CA itself
+	if len(extra) == 0 {
+		return a, nil
+	}
+	if a.chain, err = orderChain(a.Cert, extra); err != nil {
+		return nil, fmt.Errorf("chain: %w", err)
+	}
+	// The full check a client makes (validity, path length, name
+	// constraints), once, at import; Load only re-orders the saved chain,
+	// so an expired CA still loads to be exported or uninstalled.
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(a.Root())
+	for _, c := range a.chain[:len(a.chain)-1] {
+		inter.AddCert(c)
+	}
+	if _, err := a.Cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return nil, fmt.Errorf("chain: %q does not verify up to %q: %w", a.Cert.Subject.String(), a.Root().Subject.String(), err)
+	}
+	return a, nil
+}
+
+// parseCerts parses every CERTIFICATE block of a PEM bundle; other blocks
+// are skipped.
+func parseCerts(bundle []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for {
+		var b *pem.Block
+		b, bundle = pem.Decode(bundle)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no CERTIFICATE PEM block")
+	}
+	return out, nil
+}
+
+// orderChain returns c's issuers from pool, nearest first, up to a
+// self-signed root, checking each signature. Certificates of pool that are
+// not on the path are ignored (a bundle may hold other roots).
+func orderChain(c *x509.Certificate, pool []*x509.Certificate) ([]*x509.Certificate, error) {
+	var chain []*x509.Certificate
+	for cur := c; !selfSigned(cur); {
+		var next *x509.Certificate
+		for _, p := range pool {
+			if bytes.Equal(p.RawSubject, cur.RawIssuer) && cur.CheckSignatureFrom(p) == nil {
+				next = p
+				break
+			}
+		}
+		if next == nil {
+			return nil, fmt.Errorf("no issuer of %q (issued by %q) in the chain: %w (add it, up to the self-signed root, to the chain file)",
+				cur.Subject.String(), cur.Issuer.String(), ErrIncompleteChain)
+		}
+		if len(chain) > len(pool) {
+			return nil, fmt.Errorf("the chain loops at %q: %w", next.Subject.String(), ErrIncompleteChain)
+		}
+		chain = append(chain, next)
+		cur = next
+	}
+	return chain, nil
+}
+
+// Root returns the certificate apps must trust: the self-signed root the
+// chain ends in, or the CA itself if it is a root or was imported without
+// its chain. Install, Uninstall and Status work on it.
+func (a *Authority) Root() *x509.Certificate {
+	if len(a.chain) > 0 {
+		return a.chain[len(a.chain)-1]
+	}
+	return a.Cert
+}
+
+// Chain returns the CA's issuers, nearest first and the root last, or nil
+// for a root CA. The caller must not modify it.
+func (a *Authority) Chain() []*x509.Certificate { return a.chain }
+
+// RootPEM returns Root in PEM form, what `tlsbridge ca export` and the
+// admin listener's /ca.pem give apps to trust.
+func (a *Authority) RootPEM() []byte {
+	if len(a.chain) == 0 {
+		return a.certPEM
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.Root().Raw})
+}
+
+// served is what a leaf signed by the CA is sent with after the CA
+// itself: its issuers without the root, which apps have and which would
+// only add bytes to each handshake.
+func (a *Authority) served() [][]byte {
+	if len(a.chain) < 2 {
+		return nil
+	}
+	out := make([][]byte, 0, len(a.chain)-1)
+	for _, c := range a.chain[:len(a.chain)-1] {
+		out = append(out, c.Raw)
+	}
+	return out
 }
 
 func loadError(dir string, err error) error {
@@ -240,6 +386,19 @@ func (a *Authority) Save(dir string, force bool) error {
 	if err := writeFileAtomic(certPath, a.certPEM, 0o644, force); err != nil {
 		return fmt.Errorf("save CA to %s: %w", dir, err)
 	}
+	chainPath := filepath.Join(dir, ChainFile)
+	if len(a.chain) > 0 {
+		var chainPEM []byte
+		for _, c := range a.chain {
+			chainPEM = append(chainPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+		}
+		if err := writeFileAtomic(chainPath, chainPEM, 0o644, true); err != nil {
+			return fmt.Errorf("save CA to %s: %w", dir, err)
+		}
+	} else if err := os.Remove(chainPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// A previous sub-CA's chain would not fit this CA.
+		return fmt.Errorf("save CA to %s: %w", dir, err)
+	}
 	syncDir(dir)
 	a.Dir = dir
 	return nil
@@ -323,6 +482,9 @@ func (a *Authority) KeyType() KeyType {
 // colon-separated upper-case hex, the form browsers and `openssl x509
 // -fingerprint -sha256` show.
 func (a *Authority) Fingerprint() string { return fingerprint(a.Cert) }
+
+// RootFingerprint is Fingerprint of Root, the certificate apps trust.
+func (a *Authority) RootFingerprint() string { return fingerprint(a.Root()) }
 
 // fingerprint is Fingerprint for any certificate; keytool -list prints the
 // same form.

@@ -24,7 +24,7 @@ const BackupSuffixLayout = "2006-01-02T15-04-05"
 func Backup(dir string, now time.Time) ([]string, error) {
 	suffix := "." + now.UTC().Format(BackupSuffixLayout) + ".bak"
 	var made []string
-	for _, name := range []string{CertFile, KeyFile} {
+	for _, name := range []string{CertFile, KeyFile, ChainFile} {
 		src := filepath.Join(dir, name)
 		if !exists(src) {
 			continue

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -65,7 +66,6 @@ type CacheStats struct {
 // allows it, ECDSA leaves are signed by an in-memory ECDSA intermediate
 // (see ECDSAIssuer), so that signature is an ECDSA one.
 type Cache struct {
-	a        *Authority
 	validity time.Duration
 	capacity int
 	logf     func(format string, args ...any) // nil: silent
@@ -73,10 +73,12 @@ type Cache struct {
 	now      func() time.Time                 // a clock hook for tests; time.Now otherwise
 
 	// Set in NewCache, read-only afterwards.
-	keys        map[KeyType]crypto.Signer
-	probes      map[KeyType]*tls.Certificate
-	ecdsaIssuer ECDSAIssuer
-	inter       *issuer // signs KeyECDSAP256 leaves; nil: the CA does
+	keys   map[KeyType]crypto.Signer
+	probes map[KeyType]*tls.Certificate
+
+	// sign is the CA in use; SetAuthority replaces it (under mu, with
+	// the entries it signed).
+	sign atomic.Pointer[signing]
 
 	mu       sync.Mutex
 	lru      *list.List // of *cacheEntry, most recently used first
@@ -84,6 +86,28 @@ type Cache struct {
 	inflight map[cacheKey]*mintCall // concurrent misses wait on these
 	stats    CacheStats             // Len is computed in Stats
 	closed   bool
+}
+
+// signing is what signs a Cache's leaves: the CA, and for ECDSA leaves
+// the in-memory intermediate if the CA allows one.
+type signing struct {
+	a           *Authority
+	ecdsaIssuer ECDSAIssuer
+	inter       *issuer // signs KeyECDSAP256 leaves; nil: the CA does
+}
+
+// newSigning decides how a signs ECDSA leaves at now, making the
+// intermediate if it may.
+func newSigning(a *Authority, now time.Time) (*signing, error) {
+	s := &signing{a: a, ecdsaIssuer: ecdsaIssuerFor(a.Cert, now)}
+	if s.ecdsaIssuer == ECDSAIssuerIntermediate {
+		inter, err := newIntermediate(a, now)
+		if err != nil {
+			return nil, err
+		}
+		s.inter = inter
+	}
+	return s, nil
 }
 
 type cacheKey struct {
@@ -115,7 +139,6 @@ func NewCache(a *Authority, cfg CacheConfig) (*Cache, error) {
 		panic("ca: NewCache with nil Authority")
 	}
 	c := &Cache{
-		a:        a,
 		validity: cfg.Validity,
 		capacity: cfg.Capacity,
 		logf:     cfg.Logger,
@@ -140,14 +163,11 @@ func NewCache(a *Authority, cfg CacheConfig) (*Cache, error) {
 		}
 		c.keys[kt] = key
 	}
-	c.ecdsaIssuer = ecdsaIssuerFor(a.Cert, c.now())
-	if c.ecdsaIssuer == ECDSAIssuerIntermediate {
-		inter, err := newIntermediate(a, c.now())
-		if err != nil {
-			return nil, fmt.Errorf("new certificate cache: %w", err)
-		}
-		c.inter = inter
+	sg, err := newSigning(a, c.now())
+	if err != nil {
+		return nil, fmt.Errorf("new certificate cache: %w", err)
 	}
+	c.sign.Store(sg)
 	for _, kt := range KeyTypes() {
 		p, err := newProbe(c.keys[kt], c.now())
 		if err != nil {
@@ -158,21 +178,45 @@ func NewCache(a *Authority, cfg CacheConfig) (*Cache, error) {
 	return c, nil
 }
 
-// Authority returns the CA the Cache signs with.
-func (c *Cache) Authority() *Authority { return c.a }
+// Authority returns the CA the Cache signs with now.
+func (c *Cache) Authority() *Authority { return c.sign.Load().a }
 
 // ECDSAIssuer reports how the Cache signs ECDSA leaves, as decided in
-// NewCache.
-func (c *Cache) ECDSAIssuer() ECDSAIssuer { return c.ecdsaIssuer }
+// NewCache or SetAuthority.
+func (c *Cache) ECDSAIssuer() ECDSAIssuer { return c.sign.Load().ecdsaIssuer }
 
 // Intermediate returns the in-memory ECDSA intermediate that signs the
 // Cache's ECDSA leaves, or nil if the CA signs them itself (see
 // ECDSAIssuer). It is shared and must not be modified.
 func (c *Cache) Intermediate() *x509.Certificate {
-	if c.inter == nil {
-		return nil
+	if in := c.sign.Load().inter; in != nil {
+		return in.cert
 	}
-	return c.inter.cert
+	return nil
+}
+
+// SetAuthority makes a sign every leaf from now on: a rotated sub-CA
+// (`tlsbridge ca import -force`, then a reload). It drops every cached
+// leaf, so the next handshake for each host gets one from a; connections
+// already made keep the leaf they have. A mint that was running for the
+// previous CA completes for its callers but is not cached. It panics if a
+// is nil.
+func (c *Cache) SetAuthority(a *Authority) error {
+	if a == nil {
+		panic("ca: SetAuthority with nil Authority")
+	}
+	sg, err := newSigning(a, c.now())
+	if err != nil {
+		return fmt.Errorf("switch certificate cache to CA %q: %w", a.Cert.Subject.CommonName, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sign.Store(sg)
+	c.lru.Init()
+	clear(c.entries)
+	// New misses must not wait for a leaf of the previous CA.
+	c.inflight = make(map[cacheKey]*mintCall)
+	return nil
 }
 
 // Get returns a leaf for the host name or IP literal name with a key of type
@@ -245,16 +289,19 @@ func (c *Cache) get(k cacheKey, norm []string) (*tls.Certificate, error) {
 		norm = []string{k.names}
 	}
 	start := time.Now()
-	call.cert, call.err = c.mint(norm, k.kt)
+	sg := c.sign.Load()
+	call.cert, call.err = c.mint(sg, norm, k.kt)
 	if call.err == nil && c.onMint != nil {
 		c.onMint(time.Since(start))
 	}
 
 	c.mu.Lock()
-	delete(c.inflight, k)
+	if c.inflight[k] == call { // else SetAuthority replaced the map
+		delete(c.inflight, k)
+	}
 	if call.err == nil {
 		c.stats.Mints++
-		if !c.closed {
+		if !c.closed && c.sign.Load() == sg {
 			c.addLocked(k, call.cert)
 		}
 	}
@@ -300,13 +347,13 @@ func (c *Cache) removeLocked(el *list.Element) {
 
 // mint signs a leaf for normalized names with the process-wide key of kt,
 // by the intermediate for an ECDSA key if there is one, else by the CA.
-func (c *Cache) mint(names []string, kt KeyType) (*tls.Certificate, error) {
+func (c *Cache) mint(sg *signing, names []string, kt KeyType) (*tls.Certificate, error) {
 	key := c.keys[kt]
-	iss := c.a.root()
-	if kt == KeyECDSAP256 && c.inter != nil {
-		iss = *c.inter
+	iss := sg.a.root()
+	if kt == KeyECDSAP256 && sg.inter != nil {
+		iss = *sg.inter
 	}
-	leaf, der, err := c.a.issue(iss, names, key.Public(), c.now(), c.validity)
+	leaf, der, err := sg.a.issue(iss, names, key.Public(), c.now(), c.validity)
 	if err != nil {
 		return nil, fmt.Errorf("mint leaf for %q: %w", strings.Join(names, ","), err)
 	}
@@ -318,7 +365,10 @@ func (c *Cache) mint(names []string, kt KeyType) (*tls.Certificate, error) {
 		// it. With an intermediate the CA stays out: every client that
 		// verifies has it already, and it would add its ~830 bytes to
 		// each handshake.
-		Certificate: [][]byte{der, iss.cert.Raw},
+		// An imported sub-CA (the issuer, never with an intermediate)
+		// also sends its own issuers up to, not including, the root:
+		// apps trust only that root.
+		Certificate: append([][]byte{der, iss.cert.Raw}, sg.a.served()...),
 		PrivateKey:  key,
 		Leaf:        leaf,
 	}, nil

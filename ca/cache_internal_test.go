@@ -72,7 +72,7 @@ func TestCacheExpiry(t *testing.T) {
 
 func TestCacheExpiredCA(t *testing.T) {
 	c, clock := newTestCache(t, CacheConfig{})
-	clock.t = c.a.Cert.NotAfter.Add(time.Second)
+	clock.t = c.Authority().Cert.NotAfter.Add(time.Second)
 	if _, err := c.Get("example.com", KeyRSA2048); !errors.Is(err, ErrCAExpired) {
 		t.Errorf("Get with an expired CA: err = %v, want ErrCAExpired", err)
 	}
@@ -80,12 +80,12 @@ func TestCacheExpiredCA(t *testing.T) {
 
 func TestLeafClampedToCA(t *testing.T) {
 	c, clock := newTestCache(t, CacheConfig{})
-	clock.t = c.a.Cert.NotAfter.Add(-24 * time.Hour)
+	clock.t = c.Authority().Cert.NotAfter.Add(-24 * time.Hour)
 	cert, err := c.Get("example.com", KeyECDSAP256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := cert.Leaf.NotAfter, c.a.Cert.NotAfter; got.After(want) {
+	if got, want := cert.Leaf.NotAfter, c.Authority().Cert.NotAfter; got.After(want) {
 		t.Errorf("leaf NotAfter %v is after the CA's %v", got, want)
 	}
 }

@@ -19,6 +19,10 @@ var (
 	// cA=TRUE, or a key usage without keyCertSign).
 	ErrNotCA = errors.New("certificate is not a CA certificate")
 
+	// ErrIncompleteChain means an imported sub-CA's chain does not lead,
+	// signature by signature, to a self-signed root.
+	ErrIncompleteChain = errors.New("incomplete CA chain")
+
 	// ErrCAExpired means the CA certificate is no longer valid, so leaves it
 	// signs would not verify.
 	ErrCAExpired = errors.New("CA certificate has expired")

@@ -229,7 +229,7 @@ func (a *Authority) installWith(env *trustEnv, opts TrustOptions) ([]StoreResult
 	stores, explicit := opts.stores()
 	res := make([]StoreResult, 0, len(stores))
 	for _, s := range stores {
-		res = append(res, env.install(a.Cert, s))
+		res = append(res, env.install(a.Root(), s))
 	}
 	err := collect("install CA", res, explicit)
 	if err == nil && !explicit && !anyOutcome(res, Installed, AlreadyInstalled) {
@@ -242,7 +242,7 @@ func (a *Authority) uninstallWith(env *trustEnv, opts TrustOptions) ([]StoreResu
 	stores, explicit := opts.stores()
 	res := make([]StoreResult, 0, len(stores))
 	for _, s := range stores {
-		res = append(res, env.uninstall(a.Cert, s))
+		res = append(res, env.uninstall(a.Root(), s))
 	}
 	return res, collect("uninstall CA", res, explicit)
 }
@@ -251,7 +251,7 @@ func (a *Authority) statusWith(env *trustEnv, opts TrustOptions) []StoreResult {
 	stores, _ := opts.stores()
 	res := make([]StoreResult, 0, len(stores))
 	for _, s := range stores {
-		res = append(res, env.status(a.Cert, s))
+		res = append(res, env.status(a.Root(), s))
 	}
 	return res
 }

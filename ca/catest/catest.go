@@ -8,6 +8,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"testing"
 	"time"
 
@@ -84,4 +88,75 @@ func ServerCert(tb testing.TB, a *ca.Authority, names ...string) tls.Certificate
 		PrivateKey:  key,
 		Leaf:        leaf,
 	}
+}
+
+// Root is an organisation's root CA made outside tlsbridge (as openssl,
+// step-ca or cert-manager would), to test `tlsbridge ca import` of the
+// sub-CAs it issues. Apps trust Cert; tlsbridge never holds its key.
+type Root struct {
+	Cert *x509.Certificate
+	PEM  []byte
+	key  *ecdsa.PrivateKey
+}
+
+// NewRoot returns a new self-signed ECDSA P-256 root CA.
+func NewRoot(tb testing.TB) *Root {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatalf("catest: root key: %v", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "catest org root", Organization: []string{"catest"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		tb.Fatalf("catest: root certificate: %v", err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &Root{Cert: cert, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), key: key}
+}
+
+// Pool returns a pool holding only the root, what an app trusts.
+func (r *Root) Pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(r.Cert)
+	return p
+}
+
+// Intermediate issues a sub-CA named cn (path length 0, like `openssl x509
+// -req -extfile` with basicConstraints=critical,CA:TRUE,pathlen:0) and
+// returns its certificate and its PKCS #8 key as PEM.
+func (r *Root) Intermediate(tb testing.TB, cn string) (certPEM, keyPEM []byte) {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatalf("catest: intermediate key: %v", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: cn, Organization: []string{"catest"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(23 * time.Hour),
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, r.Cert, key.Public(), r.key)
+	if err != nil {
+		tb.Fatalf("catest: intermediate certificate: %v", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		tb.Fatalf("catest: intermediate key: %v", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 }

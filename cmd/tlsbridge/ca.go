@@ -94,9 +94,10 @@ func runCAExport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	data := a.CertPEM()
+	// What apps trust: the root, for an imported sub-CA.
+	data := a.RootPEM()
 	if *der {
-		data = a.CertDER()
+		data = a.Root().Raw
 	}
 	if *out == "" {
 		_, err = stdout.Write(data)
@@ -135,6 +136,10 @@ func runCAInfo(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "permitted    any name (no name constraints; see [ca] permitted_hosts)")
 	}
 	fmt.Fprintf(stdout, "path length  %s\nleaf signing %s\n", pathLen(c), a.ECDSAIssuer().Explain())
+	if len(a.Chain()) > 0 {
+		fmt.Fprintf(stdout, "chain        %s\nroot         %s (apps trust this root; ca install and ca export use it)\n  sha256     %s\n",
+			describeChain(a), a.Root().Subject, a.RootFingerprint())
+	}
 	fmt.Fprintf(stdout, "trusted in   %s\n", trustedIn(a))
 	warnPermissions(stdout, a.Dir)
 	return nil

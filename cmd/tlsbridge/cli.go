@@ -26,7 +26,7 @@ Run "tlsbridge <command> -h" for a command's flags.
 // caCommands are the "tlsbridge ca" lines of usage, also printed by
 // "tlsbridge ca -h".
 const caCommands = `  ca init [-config PATH] [-ca-dir DIR] [-force] [-key rsa|ecdsa]
-  ca import [-ca-dir DIR] [-force] CERT KEY   use an existing CA (PKCS #1, PKCS #8 or SEC 1 key)
+  ca import [-ca-dir DIR] [-force] [-chain CHAIN] CERT KEY  use an existing CA or a sub-CA of your root
   ca export [-ca-dir DIR] [-der] [-out PATH]  write the CA certificate (PEM, or DER)
   ca install [-ca-dir DIR] [-stores system,nss,java]    trust the CA in these stores
   ca uninstall [-ca-dir DIR] [-stores system,nss,java]  remove it again

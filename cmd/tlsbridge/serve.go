@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -105,7 +106,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, reloads <-chan 
 	var wg sync.WaitGroup
 	listeners := &listenerSet{ctx: serveCtx, wg: &wg, srv: srv, log: log}
 	listeners.start(pol, lns)
-	wg.Go(func() { reloadOnHUP(serveCtx, hup, cf, srv, listeners, log, sd) })
+	wg.Go(func() { reloadOnHUP(serveCtx, hup, cf, srv, cache, listeners, log, sd) })
 	wg.Go(func() { drainAfter(ctx, serveCtx, cancel, srv, log, sd) })
 	// READY=1 now: the ports are open, and SIGHUP has been caught since
 	// before the listening line (its default action would kill the
@@ -186,7 +187,7 @@ func openCA(flagDir string, pol *policy.Policy, mints *bump.LeafMints, log *logr
 
 // reloadOnHUP applies a re-read config on each signal from hup (see
 // reload), bracketed for systemd by RELOADING=1 and READY=1.
-func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, cf commonFlags, srv *bump.Server, listeners *listenerSet, log *logrus.Entry, sd *notifier) {
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, cf commonFlags, srv *bump.Server, cache *ca.Cache, listeners *listenerSet, log *logrus.Entry, sd *notifier) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -194,6 +195,7 @@ func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, cf commonFlags, srv 
 		case <-hup:
 			sd.reloading()
 			reload(cf, srv, listeners, log)
+			reloadCA(cache, log)
 			sd.ready()
 		}
 	}
@@ -227,6 +229,53 @@ func reload(cf commonFlags, srv *bump.Server, listeners *listenerSet, log *logru
 	}
 	warnUnsafe(pol, log)
 	log.Info("config reloaded: " + describeConfig(pol))
+}
+
+// reloadCA re-reads the CA directory and, if its files changed (a rotated
+// sub-CA: tlsbridge ca import -force), makes the leaf cache sign with the
+// new CA: its cached leaves are dropped, new connections get leaves from
+// the new CA, and open connections keep the leaf they have. A CA that
+// cannot be loaded, or whose files others could read or replace, keeps
+// the current one in use. The admin listener's /ca.pem keeps serving the
+// root it started with (a new root needs a restart, and new trust in
+// every app anyway).
+func reloadCA(cache *ca.Cache, log *logrus.Entry) {
+	cur := cache.Authority()
+	e := log.WithField(logfield.CADir, cur.Dir)
+	if err := ca.CheckPermissions(cur.Dir); err != nil {
+		e.WithError(err).Error("reload: the CA directory is not protected from other users; the current CA stays in use (fix the modes, then send SIGHUP again)")
+		return
+	}
+	a, err := ca.Load(cur.Dir)
+	if err != nil {
+		e.WithError(err).Error("reload: the CA cannot be loaded; the current CA stays in use (fix it, then send SIGHUP again)")
+		return
+	}
+	if sameCA(cur, a) {
+		return
+	}
+	if err := cache.SetAuthority(a); err != nil {
+		e.WithError(err).Error("reload: the current CA stays in use")
+		return
+	}
+	warnCAExpiry(a, log)
+	e.Infof("reload: new CA %q (apps trust the root %q): new connections get leaves from it, open ones keep theirs", a.Cert.Subject.CommonName, a.Root().Subject.CommonName)
+	if !bytes.Equal(a.Root().Raw, cur.Root().Raw) {
+		e.Warnf("reload: the new CA chains to another root, %q; apps that trust only %q reject its leaves until they trust the new root", a.Root().Subject.CommonName, cur.Root().Subject.CommonName)
+	}
+}
+
+// sameCA reports whether a and b are the same CA certificate and chain.
+func sameCA(a, b *ca.Authority) bool {
+	if !bytes.Equal(a.Cert.Raw, b.Cert.Raw) || len(a.Chain()) != len(b.Chain()) {
+		return false
+	}
+	for i, c := range a.Chain() {
+		if !bytes.Equal(c.Raw, b.Chain()[i].Raw) {
+			return false
+		}
+	}
+	return true
 }
 
 // restartKeys names the keys whose change a reload cannot apply: the

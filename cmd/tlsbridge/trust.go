@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -65,7 +66,11 @@ func runTrustOp(verb string, args []string, stdout, stderr io.Writer, op func(*c
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "CA %q (%s)\n", a.Cert.Subject.CommonName, a.CertPath())
+	if len(a.Chain()) > 0 {
+		fmt.Fprintf(stdout, "root %q of the sub-CA %q (%s)\n", a.Root().Subject.CommonName, a.Cert.Subject.CommonName, a.CertPath())
+	} else {
+		fmt.Fprintf(stdout, "CA %q (%s)\n", a.Cert.Subject.CommonName, a.CertPath())
+	}
 	res, err := op(a, opts)
 	printResults(stdout, res, func(r ca.StoreResult) string { return storeHint(verb, a.Dir, r) })
 	if err != nil {
@@ -139,8 +144,9 @@ func runCAImport(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("ca import", stderr)
 	cf.register(fs)
 	force := fs.Bool("force", false, "replace an existing CA (the previous files are kept as dated .bak copies)")
+	chain := fs.String("chain", "", "for a sub-CA: its issuers up to and including the root, PEM (they may also follow the CA in CERT.pem)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: tlsbridge ca import [-ca-dir DIR] [-config PATH] [-force] CERT.pem KEY.pem")
+		fmt.Fprintln(stderr, "usage: tlsbridge ca import [-ca-dir DIR] [-config PATH] [-force] [-chain CHAIN.pem] CERT.pem KEY.pem")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args, 2); err != nil {
@@ -159,9 +165,18 @@ func runCAImport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("ca import: %w", err)
 	}
-	a, err := ca.Parse(certPEM, keyPEM)
+	var chainPEM []byte
+	if *chain != "" {
+		if chainPEM, err = os.ReadFile(*chain); err != nil {
+			return fmt.Errorf("ca import: -chain: %w", err)
+		}
+	}
+	a, err := ca.ParseWithChain(certPEM, keyPEM, chainPEM)
 	if err != nil {
-		return fmt.Errorf("ca import %s %s: %w (want a CA certificate and its RSA or ECDSA key in PKCS #1, PKCS #8 or SEC 1 PEM)", certPath, keyPath, err)
+		if errors.Is(err, ca.ErrIncompleteChain) {
+			return fmt.Errorf("ca import %s %s: %w", certPath, keyPath, err)
+		}
+		return fmt.Errorf("ca import %s %s: %w (want a CA certificate and its RSA or ECDSA key in PKCS #1, PKCS #8 or SEC 1 PEM; for a sub-CA, -chain with its issuers up to the root)", certPath, keyPath, err)
 	}
 	pol, err := cf.loadPolicy()
 	if err != nil {
@@ -187,7 +202,13 @@ func runCAImport(args []string, stdout, stderr io.Writer) error {
 	if names := permitted(a.Cert); names != "" {
 		fmt.Fprintf(stdout, "  permitted  %s\n", names)
 	}
-	fmt.Fprintln(stdout, "next: tlsbridge ca install (if the CA is not trusted yet), then tlsbridge run")
+	if len(a.Chain()) > 0 {
+		fmt.Fprintf(stdout, "  chain   %s\n  apps trust the root %q (sha256 %s)\n",
+			describeChain(a), a.Root().Subject.CommonName, a.RootFingerprint())
+	} else if a.Root() == a.Cert && !isSelfSigned(a) {
+		fmt.Fprintln(stdout, "  warning: no chain: apps must trust this sub-CA itself; to have them trust your root, import again with -force -chain ROOT.pem")
+	}
+	fmt.Fprintln(stdout, "next: tlsbridge ca install (if the CA is not trusted yet), then tlsbridge run (a running tlsbridge takes the new CA on SIGHUP)")
 	warnPermissions(stdout, dir) // an existing directory keeps its mode
 	return nil
 }
@@ -259,4 +280,19 @@ func warnCAExpiry(a *ca.Authority, log *logrus.Entry) {
 	}
 	e.Warnf("the CA expires on %s (in %d days): run tlsbridge ca init -force, then tlsbridge ca install, before it does",
 		a.Cert.NotAfter.UTC().Format(time.DateOnly), int(left.Hours()/24))
+}
+
+// describeChain is the CA's path to its root for a person: "sub-CA ->
+// org root (root, not served)".
+func describeChain(a *ca.Authority) string {
+	parts := []string{a.Cert.Subject.CommonName}
+	for _, c := range a.Chain() {
+		parts = append(parts, c.Subject.CommonName)
+	}
+	return strings.Join(parts, " -> ") + " (the root is not served; apps must have it)"
+}
+
+// isSelfSigned reports whether the CA is a root.
+func isSelfSigned(a *ca.Authority) bool {
+	return bytes.Equal(a.Cert.RawIssuer, a.Cert.RawSubject)
 }
