@@ -646,7 +646,7 @@ func (h *h1conn) answerUpstreamError(rq *reqLog, err error) {
 	status, cause, fix := v.status, v.cause, v.fix
 	h.ci.status = status
 	rq.status, rq.err = status, ue.err
-	h.s.metrics.failed(h.ci, sideUpstream, v.reason)
+	h.s.metrics.failed(h.ci, sideUpstream, v)
 	h.counted = true
 	h.s.log.WithFields(h.requestFields(rq)).WithField(logfield.Stage, "upstream-"+ue.stage).
 		WithField(logfield.Hint, fix).WithError(ue.err).Warn("upstream failed: " + cause)

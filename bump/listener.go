@@ -102,6 +102,7 @@ func (fl *fixedListener) serveConn(c net.Conn) {
 	defer s.metrics.active.Dec()
 	ss := s.newSession(s.rt.Load(), c, c.RemoteAddr().String())
 	ss.listen = fl.addr
+	ss.ci.app = s.apps.note(c)
 	ss.ci.host, ss.ci.port, ss.ci.rule, ss.ci.action = fl.t.host, fl.t.port, fl.l.Name, "listener"
 	if !fl.l.ClientTLS {
 		upstream, err := fl.dial(ss, fl.l.ALPN)

@@ -2,6 +2,7 @@ package bump
 
 import (
 	"crypto/tls"
+	"net"
 	"net/http"
 	"time"
 
@@ -38,6 +39,9 @@ type metrics struct {
 	active      prometheus.Gauge
 	authFails   *prometheus.CounterVec
 	aiaFetches  *prometheus.CounterVec // result
+
+	census *census      // the legacy-TLS census (census.go); nil: none
+	apps   *appResolver // app identities for the census (appid.go)
 }
 
 // newMetrics builds the registry of a Server: its own counters, the leaf
@@ -109,8 +113,41 @@ func (s *Server) MetricsHandler() http.Handler {
 }
 
 // access counts a connection at its access line (or its failure line):
-// action and both TLS versions, and the bytes it relayed.
+// action and both TLS versions, and the bytes it relayed; and enters it in
+// the census. Every connection passes here exactly once (failed calls it
+// for failures), which is what makes the census complete.
 func (m *metrics) access(ci *connInfo) {
+	m.count(ci)
+	m.observe(ci, "", nil)
+}
+
+// observe enters ci in the census under its app's identity, now or when
+// the resolver has found its process. A request refused for its
+// credentials proves no identity and is left out (a flood of them would
+// only churn the census).
+func (m *metrics) observe(ci *connInfo, side string, v *verdict) {
+	if m.census == nil || ci.host == "" || ci.action == "auth" {
+		return
+	}
+	o := observation(ci, side, v)
+	m.apps.identify(ci.app, fallbackID(ci), func(id appID) { m.census.add(id, o) })
+}
+
+// fallbackID is the app's identity without a process: its proxy user, or
+// its address.
+func fallbackID(ci *connInfo) appID {
+	host := ci.clientAddr
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if ci.user != "" {
+		return appID{Kind: appUser, Name: ci.user, Addr: host}
+	}
+	return appID{Kind: appAddress, Name: host, Addr: host}
+}
+
+// count is access without the census.
+func (m *metrics) count(ci *connInfo) {
 	m.connections.WithLabelValues(ci.action, versionLabel(ci.clientTLS), versionLabel(ci.upstreamTLS)).Inc()
 	if n := ci.stats.in.Load(); n > 0 {
 		m.bytes.WithLabelValues("app_to_upstream").Add(float64(n))
@@ -121,10 +158,12 @@ func (m *metrics) access(ci *connInfo) {
 }
 
 // failed counts a connection that ended with a failed handshake or dial on
-// side, and the reason (classify's).
-func (m *metrics) failed(ci *connInfo, side, reason string) {
-	m.access(ci)
-	m.failures.WithLabelValues(side, reason).Inc()
+// side, and the reason (classify's verdict v, whose cause and fix go to the
+// census).
+func (m *metrics) failed(ci *connInfo, side string, v verdict) {
+	m.count(ci)
+	m.failures.WithLabelValues(side, v.reason).Inc()
+	m.observe(ci, side, &v)
 }
 
 // authFailed counts a request refused for its credentials (result "bad" or

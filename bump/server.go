@@ -67,6 +67,10 @@ type Server struct {
 	auth authGuard   // proxy authentication (guard.go)
 	aia  *aiaFetcher // intermediates fetched for fetch_intermediates (aia.go)
 
+	census  *census      // the legacy-TLS census (census.go); survives reloads
+	apps    *appResolver // app processes for the census (appid.go)
+	started time.Time
+
 	selfMu sync.Mutex
 	self   []*net.TCPAddr // addresses tlsbridge listens on now (loop refusal)
 
@@ -113,6 +117,13 @@ func New(cfg Config) (*Server, error) {
 	s.aia = newAIAFetcher(s.dial, log, s.metrics)
 	s.rt.Store(s.newSnapshot(cfg.Policy))
 	s.proxy = s.newProxy()
+	var lookup lookupFunc
+	if processLookup {
+		lookup = lookupSocketProcess
+	}
+	s.apps = newAppResolver(lookup)
+	s.census, s.started = newCensus(censusMax, s.apps), time.Now()
+	s.metrics.census, s.metrics.apps = s.census, s.apps
 	return s, nil
 }
 
@@ -179,6 +190,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) Close() error {
 	s.once.Do(func() {
 		s.cancel()
+		s.apps.close()
 	})
 	return nil
 }

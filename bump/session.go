@@ -61,8 +61,10 @@ type connInfo struct {
 	upstreamTLS    uint16
 	upstreamCipher uint16
 	alpn           string
-	reused         bool   // the upstream connection came from the pool
-	user           string // the authenticated proxy user, if [auth] is on
+	reused         bool       // the upstream connection came from the pool
+	user           string     // the authenticated proxy user, if [auth] is on
+	clientMax      uint16     // the highest version the app offered in its ClientHello
+	app            *appLookup // the app's process, being resolved (appid.go); nil: its user or address
 	status         int
 	stats          relayStats
 }
@@ -141,6 +143,9 @@ func (s *Server) connect(rt *snapshot, client net.Conn, req connectRequest) {
 	}
 	ss := s.newSession(rt, client, req.remote)
 	ss.ci.user = req.user
+	if req.user == "" {
+		ss.ci.app = s.apps.note(client)
+	}
 	if !ss.serveConnect(req.target) {
 		s.release(client)
 	}
@@ -332,7 +337,7 @@ func (ss *session) connectFailed(ue *upstreamError) {
 	v := classify(ue, nil, ss.rt.leafKey)
 	writeResponse(ss.client, v.status, errorBody(v.status, ss.ci.host, v.cause, v.fix))
 	ss.ci.status = v.status
-	ss.s.metrics.failed(ss.ci, sideUpstream, v.reason)
+	ss.s.metrics.failed(ss.ci, sideUpstream, v)
 	ss.s.log.WithFields(ss.fields()).WithField(logfield.Stage, "upstream-"+ue.stage).WithField(logfield.Hint, v.fix).
 		WithError(ue.err).Warnf("upstream failed, CONNECT answered %d: %s", v.status, v.cause)
 }
@@ -342,7 +347,7 @@ func (ss *session) connectFailed(ue *upstreamError) {
 func (ss *session) upstreamFailed(ue *upstreamError, what string) {
 	v := classify(ue, nil, ss.rt.leafKey)
 	ss.ci.stats.fail(sideUpstream, ue)
-	ss.s.metrics.failed(ss.ci, sideUpstream, v.reason)
+	ss.s.metrics.failed(ss.ci, sideUpstream, v)
 	ss.s.log.WithFields(ss.fields()).WithField(logfield.Stage, "upstream-"+ue.stage).WithField(logfield.Hint, v.fix).
 		WithError(ue.err).Warn(what + ": " + v.cause)
 }

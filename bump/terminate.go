@@ -26,6 +26,7 @@ func (ss *session) peek() (*clientHello, error) {
 	ss.ci.sni = hello.info.ServerName
 	lo, hi := offeredRange(hello.info.SupportedVersions)
 	ss.ci.clientOffered = versionName(lo) + "-" + versionName(hi)
+	ss.ci.clientMax = hi
 	ss.s.metrics.hello(hi)
 	return hello, nil
 }
@@ -76,7 +77,7 @@ func (ss *session) terminate(hello *clientHello, c policy.ClientTLS, protos []st
 // its handshake, which deserves a warning and a hint like any other.
 func (ss *session) warnClient(err error, hello *clientHello) {
 	v := classify(err, hello, ss.rt.leafKey)
-	ss.s.metrics.failed(ss.ci, sideApp, v.reason)
+	ss.s.metrics.failed(ss.ci, sideApp, v)
 	e := ss.s.log.WithFields(ss.fields()).WithError(err)
 	if v.hint != "" {
 		e = e.WithField(logfield.Hint, v.hint)

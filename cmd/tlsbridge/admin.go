@@ -22,8 +22,9 @@ import (
 // shutdown.
 const adminShutdownTimeout = 5 * time.Second
 
-// startAdmin serves the [admin] endpoints (/ca.pem, /ca.der, /healthz,
-// /readyz from ready, /metrics from proxy) on
+// startAdmin serves the [admin] endpoints (the census at /, /census.json
+// and /census.csv, /ca.pem, /ca.der, /healthz, /readyz from ready,
+// /metrics from proxy) on
 // listen until ctx ends or stop is called; stop also waits for the server's
 // goroutines. With an empty listen it does nothing. policy has already
 // refused a non-loopback listen without allow_clients. The port is added to
@@ -37,8 +38,14 @@ func startAdmin(ctx context.Context, listen string, a *ca.Authority, proxy *bump
 		return nil, fmt.Errorf("admin.listen: cannot listen on %q: %w (is another tlsbridge running? change [admin] listen in the config, or leave it empty)", listen, err)
 	}
 	proxy.RefuseOwnAddr(ln.Addr())
+	mux := http.NewServeMux()
+	mux.Handle("/", bump.NewAdminHandler(a, proxy.MetricsHandler(), ready))
+	census := proxy.CensusHandler(bump.CensusPage{Version: versionLine(), CA: a})
+	for _, p := range []string{"GET /{$}", "GET /census.json", "GET /census.csv"} {
+		mux.Handle(p, census)
+	}
 	srv := &http.Server{
-		Handler:           bump.NewAdminHandler(a, proxy.MetricsHandler(), ready),
+		Handler:           mux,
 		ReadHeaderTimeout: bump.AdminReadHeaderTimeout,
 		WriteTimeout:      bump.AdminWriteTimeout,
 		IdleTimeout:       bump.AdminIdleTimeout,
@@ -59,7 +66,7 @@ func startAdmin(ctx context.Context, listen string, a *ca.Authority, proxy *bump
 			srv.Close()
 		}
 	})
-	lg.WithField(logfield.Listen, ln.Addr().String()).Infof("admin listening: fetch the CA with curl -o tlsbridge-ca.pem http://%s/ca.pem (or /ca.der)", ln.Addr())
+	lg.WithField(logfield.Listen, ln.Addr().String()).Infof("admin listening: the census at http://%s/; fetch the CA with curl -o tlsbridge-ca.pem http://%s/ca.pem (or /ca.der)", ln.Addr(), ln.Addr())
 	return func() { cancel(); wg.Wait() }, nil
 }
 

@@ -17,6 +17,7 @@ const usage = `usage: tlsbridge <command> [flags]
 commands:
   run     [-config PATH] [-ca-dir DIR]        run the proxy
 ` + caCommands + `  check   [-config PATH] HOST[:PORT]         explain what a legacy app would get from a server
+  census  [-config PATH]                      print the legacy-TLS census of the running tlsbridge ([admin] listen)
   version                                     print the version, commit and build date (also -version, --version)
   service install|uninstall|start|stop|status run tlsbridge as a Windows service
 
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCA(ctx, args[1:], stdout, stderr)
 	case "check":
 		return runCheck(ctx, args[1:], stdout, stderr)
+	case "census":
+		return runCensus(ctx, args[1:], stdout, stderr)
 	case "service":
 		return runService(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":

@@ -1,0 +1,222 @@
+package bump
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// lookupSocketProcess finds the processes that own the TCP sockets whose
+// local end is conns[i][0] and whose peer is conns[i][1] (tlsbridge's end):
+// each socket's inode and owner from the kernel (sock_diag), then the
+// processes holding "socket:[inode]" among their fds, the PIDs in hint
+// first (an app's next connection is usually in the same process), the
+// rest of /proc only for what is still missing. One pass serves the whole
+// batch, so a burst of connections costs one walk of the fd directories.
+func lookupSocketProcess(conns [][2]netip.AddrPort, hint []int) ([]procInfo, []bool) {
+	procs, found := make([]procInfo, len(conns)), make([]bool, len(conns))
+	want := make(map[string]int, len(conns)) // "socket:[inode]" → index
+	uids := make([]int, len(conns))
+	sd, err := newSockDiag()
+	if err != nil {
+		return procs, found
+	}
+	for i, c := range conns {
+		inode, uid, err := sd.inode(c[0], c[1])
+		if err == nil {
+			want["socket:["+inode+"]"], uids[i] = i, uid
+		}
+	}
+	sd.close()
+	scan := func(pid int) {
+		for _, i := range fdsLinkedTo(pid, want) {
+			procs[i], found[i] = procOf(pid, uids[i]), true
+		}
+	}
+	for _, pid := range hint {
+		if len(want) == 0 {
+			return procs, found
+		}
+		scan(pid)
+	}
+	if len(want) == 0 {
+		return procs, found
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return procs, found
+	}
+	pids := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && !slices.Contains(hint, pid) {
+			pids = append(pids, pid)
+		}
+	}
+	// Newest first: a client is usually younger than most of the host.
+	slices.Sort(pids)
+	slices.Reverse(pids)
+	for _, pid := range pids {
+		if len(want) == 0 {
+			break
+		}
+		scan(pid)
+	}
+	return procs, found
+}
+
+// processLookup: this platform can find the process behind a socket.
+const processLookup = true
+
+var errNoProcess = errors.New("the socket has no owner any more")
+
+// sockDiag asks the kernel (NETLINK_SOCK_DIAG, what ss uses) for the
+// inode and owner uid of one TCP socket at a time, by its four-tuple: an
+// exact lookup, whatever the number of sockets on the host (/proc/net/tcp
+// would list them all).
+type sockDiag struct {
+	fd  int
+	buf []byte
+}
+
+func newSockDiag() (*sockDiag, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return nil, fmt.Errorf("sock_diag: %w", err)
+	}
+	tv := unix.Timeval{Sec: 1}
+	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	return &sockDiag{fd: fd, buf: make([]byte, 4096)}, nil
+}
+
+func (sd *sockDiag) close() { unix.Close(sd.fd) }
+
+// inode is the inode and uid of the socket whose local end is app and
+// whose peer is local.
+func (sd *sockDiag) inode(app, local netip.AddrPort) (inode string, uid int, err error) {
+	if err := unix.Sendto(sd.fd, sockDiagRequest(app, local), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return "", -1, fmt.Errorf("sock_diag: %w", err)
+	}
+	n, _, err := unix.Recvfrom(sd.fd, sd.buf, 0)
+	if err != nil {
+		return "", -1, fmt.Errorf("sock_diag: %w", err)
+	}
+	msgs, err := syscall.ParseNetlinkMessage(sd.buf[:n])
+	if err != nil {
+		return "", -1, fmt.Errorf("sock_diag: %w", err)
+	}
+	for _, m := range msgs {
+		switch {
+		case m.Header.Type == unix.NLMSG_ERROR:
+			if len(m.Data) >= 4 {
+				if e := int32(binary.NativeEndian.Uint32(m.Data)); e != 0 {
+					return "", -1, fmt.Errorf("sock_diag %s → %s: %w", app, local, unix.Errno(-e))
+				}
+			}
+		case m.Header.Type == unix.SOCK_DIAG_BY_FAMILY && len(m.Data) >= 72:
+			// struct inet_diag_msg: family, state, timer, retrans; id (48
+			// bytes); expires, rqueue, wqueue, uid, inode.
+			uid := int(binary.NativeEndian.Uint32(m.Data[64:]))
+			ino := binary.NativeEndian.Uint32(m.Data[68:])
+			if ino == 0 {
+				return "", -1, errNoProcess // closing: no owner any more
+			}
+			return strconv.FormatUint(uint64(ino), 10), uid, nil
+		}
+	}
+	return "", -1, fmt.Errorf("sock_diag %s → %s: no answer", app, local)
+}
+
+// sockDiagRequest is a netlink message asking for one TCP socket by its
+// four-tuple: struct nlmsghdr, then struct inet_diag_req_v2.
+func sockDiagRequest(app, local netip.AddrPort) []byte {
+	const hdr, req = 16, 56
+	b := make([]byte, hdr+req)
+	ne := binary.NativeEndian
+	ne.PutUint32(b[0:], hdr+req)
+	ne.PutUint16(b[4:], unix.SOCK_DIAG_BY_FAMILY)
+	ne.PutUint16(b[6:], unix.NLM_F_REQUEST)
+	r := b[hdr:]
+	family, a, l := uint8(unix.AF_INET6), app.Addr().As16(), local.Addr().As16()
+	if app.Addr().Unmap().Is4() {
+		// The app's own socket is IPv4 even when tlsbridge's listener is
+		// dual-stack and sees ::ffff:127.0.0.1.
+		family = unix.AF_INET
+		a4, l4 := app.Addr().Unmap().As4(), local.Addr().Unmap().As4()
+		a, l = [16]byte{}, [16]byte{}
+		copy(a[:], a4[:])
+		copy(l[:], l4[:])
+	}
+	r[0], r[1] = family, unix.IPPROTO_TCP
+	ne.PutUint32(r[4:], 0xffffffff) // every state
+	id := r[8:]
+	binary.BigEndian.PutUint16(id[0:], app.Port())
+	binary.BigEndian.PutUint16(id[2:], local.Port())
+	copy(id[4:20], a[:])
+	copy(id[20:36], l[:])
+	ne.PutUint32(id[40:], 0xffffffff) // INET_DIAG_NOCOOKIE
+	ne.PutUint32(id[44:], 0xffffffff)
+	return b
+}
+
+// fdsLinkedTo returns the indexes of the links in want that pid holds as
+// fds, and removes them from want.
+func fdsLinkedTo(pid int, want map[string]int) []int {
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd/"
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	var got []int
+	for len(want) > 0 {
+		names, err := d.Readdirnames(256)
+		for _, n := range names {
+			l, err := os.Readlink(dir + n)
+			if err != nil || !strings.HasPrefix(l, "socket:[") {
+				continue
+			}
+			if i, ok := want[l]; ok {
+				got = append(got, i)
+				delete(want, l)
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	return got
+}
+
+// procOf describes pid: its name (comm, what ps shows) and executable.
+func procOf(pid, uid int) procInfo {
+	p := procInfo{pid: pid, uid: uid}
+	base := "/proc/" + strconv.Itoa(pid) + "/"
+	if b, err := os.ReadFile(base + "comm"); err == nil {
+		p.comm = strings.TrimSpace(string(b))
+	}
+	if exe, err := os.Readlink(base + "exe"); err == nil {
+		p.exe = exe
+	}
+	if p.comm == "" {
+		p.comm = "pid " + strconv.Itoa(pid)
+	}
+	return p
+}
+
+// processCPU is the process's CPU time (user and system).
+func processCPU() time.Duration {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

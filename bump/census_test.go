@@ -1,0 +1,171 @@
+package bump
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// TestCensusBoundsAndEviction: the census keeps at most its capacity of app
+// × host rows; a new row evicts the least recently seen one and counts it;
+// a row seen again moves to the front and keeps its counts.
+func TestCensusBoundsAndEviction(t *testing.T) {
+	c := newCensus(3, nil)
+	app := func(name string) appID { return appID{Kind: appAddress, Name: name, Addr: name} }
+	obs := func(host string, v uint16) censusObs {
+		return censusObs{at: time.Now(), host: host, port: 443, action: "bump", offered: v, clientTLS: v}
+	}
+	c.add(app("a"), obs("one.test", tls.VersionTLS10))
+	c.add(app("a"), obs("two.test", tls.VersionTLS10))
+	c.add(app("b"), obs("one.test", tls.VersionTLS12))
+	c.add(app("a"), obs("one.test", tls.VersionTLS10))   // seen again: now the newest
+	c.add(app("c"), obs("three.test", tls.VersionTLS11)) // evicts a → two.test, the oldest
+	c.add(app("d"), obs("four.test", tls.VersionTLS13))  // evicts b → one.test
+
+	v := c.view()
+	if v.Rows != 3 || v.Evicted != 2 || v.Capacity != 3 || v.Connections != 6 {
+		t.Fatalf("rows %d evicted %d capacity %d connections %d, want 3, 2, 3, 6", v.Rows, v.Evicted, v.Capacity, v.Connections)
+	}
+	got := map[string]uint64{}
+	for _, a := range v.Apps {
+		for _, h := range a.Hosts {
+			got[a.App+"→"+h.Host] = h.Connections
+		}
+	}
+	want := map[string]uint64{"a→one.test": 2, "c→three.test": 1, "d→four.test": 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("rows %v, want %v", got, want)
+	}
+	if v.NeedTLS10 != 1 || v.NeedTLS11 != 1 {
+		t.Fatalf("need 1.0: %d, 1.1: %d; want 1 and 1", v.NeedTLS10, v.NeedTLS11)
+	}
+
+	// Many more rows than the capacity: the bound holds.
+	for i := range 1000 {
+		c.add(app("flood"), obs(fmt.Sprintf("h%d.test", i), tls.VersionTLS12))
+	}
+	if v := c.view(); v.Rows != 3 || v.Evicted != 1002 {
+		t.Fatalf("after 1000 more hosts: rows %d evicted %d, want 3 and 1002", v.Rows, v.Evicted)
+	}
+
+	// The chart has a minute's connections in its last bucket.
+	var total uint64
+	for _, s := range v.Chart.Series {
+		cs := v.Chart.Counts[s]
+		if len(cs) != censusMinutes {
+			t.Fatalf("series %s has %d minutes, want %d", s, len(cs), censusMinutes)
+		}
+		total += cs[len(cs)-1]
+	}
+	if total != 6 {
+		t.Fatalf("chart's last minute counts %d connections, want 6", total)
+	}
+}
+
+// waitCensus polls the census until it has counted n connections: a
+// connection is counted when it ends, after its relay, in its own goroutine.
+func waitCensus(t *testing.T, p *proxy, n uint64) censusView {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v := p.srv.census.view()
+		if v.Connections >= n {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("census counted %d connections, want %d", v.Connections, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestCensusPageHasNoSecrets: an app authenticated as alice fetches a URL
+// with a query through the proxy, and an upstream fails; the page, the JSON
+// and the CSV show alice, the host, TLS 1.0 and the failure's fix, and
+// never the password, the path or query, or a key.
+func TestCensusPageHasNoSecrets(t *testing.T) {
+	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
+	untrusted := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
+	const password = "pa55-Secret-Word"
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), authTestCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := filepath.Join(t.TempDir(), "users")
+	if err := os.WriteFile(users, []byte("alice:"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, caFiles(o.caFile)+pinRule("bumped.test", "bump", o.addr, originName)+
+		pinRule("untrusted.test", "bump", untrusted.addr, originName)+
+		fmt.Sprintf("\n[auth]\nusers_file = %q\n", users))
+
+	roots := x509.NewCertPool()
+	roots.AddCert(p.ca.Cert)
+	tr := &http.Transport{
+		Proxy:             http.ProxyURL(&url.URL{Scheme: "http", Host: p.addr, User: url.UserPassword("alice", password)}),
+		TLSClientConfig:   &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10, RootCAs: roots}, //nolint:gosec // the test plays a legacy app
+		DisableKeepAlives: true,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	const secretPath, secretQuery = "/private-report", "token=query-Secret-Value"
+	if resp, body := get(t, client, "https://bumped.test"+secretPath+"?"+secretQuery); resp.StatusCode != http.StatusOK {
+		t.Fatalf("bumped.test: status %d, body %q", resp.StatusCode, body)
+	}
+	if resp, body := get(t, client, "https://untrusted.test/?"+secretQuery); resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("untrusted.test: status %d, body %q, want 502", resp.StatusCode, body)
+	}
+	v := waitCensus(t, p, 2)
+	if len(v.Apps) != 1 || v.Apps[0].App != "alice" || v.Apps[0].Kind != appUser || v.Apps[0].MaxOffered != "1.0" {
+		t.Fatalf("apps = %+v, want alice (user) offering TLS 1.0", v.Apps)
+	}
+	if v.NeedTLS10 != 1 || v.Failing != 1 || len(v.Failures) != 1 || v.Failures[0].Reason != reasonUnknownAuthority {
+		t.Fatalf("need 1.0 %d, failing %d, failures %+v; want 1, 1 and one unknown_authority", v.NeedTLS10, v.Failing, v.Failures)
+	}
+
+	admin := httptest.NewServer(p.srv.CensusHandler(CensusPage{Version: "tlsbridge test", CA: p.ca}))
+	defer admin.Close()
+	for _, path := range []string{"/", "/census.json", "/census.csv"} {
+		resp, err := http.Get(admin.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		page := string(b)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s", path, resp.Status)
+		}
+		for _, want := range []string{"alice", "bumped.test", "untrusted.test", "ca_files"} {
+			if !strings.Contains(page, want) {
+				t.Errorf("GET %s: %q missing", path, want)
+			}
+		}
+		for _, secret := range []string{password, secretPath, secretQuery, "query-Secret", "PRIVATE KEY", string(hash)} {
+			if strings.Contains(page, secret) {
+				t.Errorf("GET %s shows %q", path, secret)
+			}
+		}
+		if path == "/" {
+			for _, want := range []string{"1 app still needs TLS 1.0; 1 failing", `class="badge b10"`, p.ca.Fingerprint(), `href="/ca.pem"`, "<svg"} {
+				if !strings.Contains(page, want) {
+					t.Errorf("page: %q missing", want)
+				}
+			}
+			if strings.Contains(page, "http://") || strings.Contains(page, "https://") {
+				t.Errorf("page refers to an external address:\n%s", page)
+			}
+		}
+	}
+}
