@@ -80,6 +80,10 @@ const (
 	// by their address and counted in unattributed.
 	resolveBudget = 0.03
 	resolveWindow = 10 * time.Second
+	// resolveFloor is what the resolver may always spend per window, so an
+	// idle proxy (little CPU to take 3% of) still names every app: a new
+	// app process costs one walk of /proc, a few ms.
+	resolveFloor = 200 * time.Millisecond
 )
 
 // appLookup is one noted connection: the pair that names it, its result
@@ -208,7 +212,7 @@ func (r *appResolver) finish(l *appLookup, id appID) {
 // socket is still open.
 func (r *appResolver) run() {
 	defer close(r.done)
-	b := newCPUBudget(resolveBudget, resolveWindow, func() time.Duration { return time.Duration(r.spent.Load()) })
+	b := newCPUBudget(resolveBudget, resolveWindow, resolveFloor, func() time.Duration { return time.Duration(r.spent.Load()) })
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var batch []*appLookup
@@ -308,11 +312,13 @@ func deleteInt(s []int, v int) []int {
 }
 
 // cpuBudget tells whether the resolver (its lookup time, spent) used more
-// than share of the process's CPU time in the current window (the previous one's totals
+// than floor and more than share of the process's CPU time in the current
+// window (the previous one's totals
 // carry over, so a window's first moments are not judged alone).
 type cpuBudget struct {
 	share  float64
 	window time.Duration
+	floor  time.Duration // always allowed per window
 	spent  func() time.Duration
 	start  time.Time
 	t0, p0 time.Duration // lookup time and process CPU at the window's start
@@ -320,8 +326,8 @@ type cpuBudget struct {
 	prevP  time.Duration
 }
 
-func newCPUBudget(share float64, window time.Duration, spent func() time.Duration) *cpuBudget {
-	b := &cpuBudget{share: share, window: window, spent: spent, start: time.Now()}
+func newCPUBudget(share float64, window, floor time.Duration, spent func() time.Duration) *cpuBudget {
+	b := &cpuBudget{share: share, window: window, floor: floor, spent: spent, start: time.Now()}
 	b.t0, b.p0 = spent(), processCPU()
 	return b
 }
@@ -333,5 +339,5 @@ func (b *cpuBudget) over() bool {
 		b.prevT, b.prevP = t-b.t0, p-b.p0
 		b.start, b.t0, b.p0 = time.Now(), t, p
 	}
-	return dp > 0 && float64(dt) > b.share*float64(dp)
+	return dt > b.floor && float64(dt) > b.share*float64(dp)
 }
