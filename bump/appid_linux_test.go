@@ -82,4 +82,10 @@ func TestCensusNamesTheProcess(t *testing.T) {
 	if h := a.Hosts[0]; h.Host != "bumped.test" || h.ClientTLS != "1.0" || h.UpstreamTLS != "1.3" || h.Actions["bump"] != 1 {
 		t.Fatalf("host %+v, want bumped.test, TLS 1.0 in, 1.3 out, one bump", h)
 	}
+
+	// A reload (SIGHUP) swaps the snapshot; the census stays.
+	p.srv.SetPolicy(p.srv.Policy())
+	if v := p.srv.census.view(); v.Connections != 1 || len(v.Apps) != 1 {
+		t.Fatalf("after SetPolicy: %d connections, %d apps; want the census kept", v.Connections, len(v.Apps))
+	}
 }
