@@ -1,6 +1,7 @@
 package bump
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,7 +11,9 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -180,5 +183,64 @@ func TestClientCertificateRotation(t *testing.T) {
 	}
 	if _, body := get(t, kept, "https://api.test/"); body != "client=app-2026" {
 		t.Errorf("connection made before the reload: %q, want the certificate it presented", body)
+	}
+}
+
+// A running [[listener]] is kept by a reload that renews its client
+// certificate (same files): its next connection presents the new one, an
+// open connection keeps its own.
+func TestListenerClientCertificateRotation(t *testing.T) {
+	dir := t.TempDir()
+	apiCA := newClientCA(t, "api client CA")
+	certFile, keyFile := apiCA.issue(t, dir, "client", "listener-2026")
+	o := newMTLSOrigin(t, apiCA, tls.VersionTLS13)
+	cfg := listenerConfig(o.addr, o.caFile, "client_tls = false") + fmt.Sprintf("client_cert = %q\nclient_key = %q\n", certFile, keyFile)
+	configPath := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(configPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, cfg)
+	addr, _ := runListener(t, p, 0)
+	whoami := func(c net.Conn) string {
+		t.Helper()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	kept, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kept.Close()
+	// One request per read: a fresh bufio.Reader each time is fine as the
+	// server answers one response at a time.
+	if got := whoami(kept); got != "client=listener-2026" {
+		t.Fatalf("before: %q", got)
+	}
+	apiCA.issue(t, dir, "client", "listener-2027")
+	pol, err := policy.Load(configPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.srv.Policy().Listeners[0].Equal(pol.Listeners[0]) {
+		t.Fatal("a renewed certificate would restart the listener")
+	}
+	p.srv.SetPolicy(pol)
+	fresh, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if got := whoami(fresh); got != "client=listener-2027" {
+		t.Errorf("new connection after the reload: %q", got)
+	}
+	if got := whoami(kept); got != "client=listener-2026" {
+		t.Errorf("connection opened before the reload: %q", got)
 	}
 }

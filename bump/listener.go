@@ -42,21 +42,12 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener, l *policy.L
 
 	s.addSelf(ln.Addr())
 	defer s.removeSelf(ln.Addr())
-	host, port := splitTarget(l.Upstream, -1)
-	// One rule and one server-facing template per listener, built when it
-	// starts (a reload that changes the listener restarts it), so the
-	// template's session cache is shared by the listener's connections.
-	rule := &policy.Rule{Name: l.Name, Action: policy.ActionBump, Client: l.Client, Upstream: l.UpstreamTLS}
-	addr, name := upstreamTarget(rule, host, port)
 	fl := &fixedListener{
 		s:     s,
 		l:     l,
 		addr:  ln.Addr().String(),
-		t:     target{rule: rule, host: host, port: port, addr: addr, name: name, aia: s.aia},
+		t:     listenerTarget(l, s.aia),
 		conns: newConnSet(),
-	}
-	if !l.PlainUpstream {
-		fl.t.tls = newUpstreamBase(l.UpstreamTLS)
 	}
 
 	err := acceptUntilDone(ctx, cancel, ln, func() error { return fl.acceptLoop(ctx, ln) })
@@ -157,13 +148,39 @@ func (fl *fixedListener) relay(ss *session, app, upstream net.Conn) {
 	ss.relayLogged(app, upstream)
 }
 
+// listenerTarget is a listener's fixed target: one rule and one
+// server-facing template per listener, so the template's session cache is
+// shared by the listener's connections.
+func listenerTarget(l *policy.Listener, aia *aiaFetcher) target {
+	host, port := splitTarget(l.Upstream, -1)
+	rule := &policy.Rule{Name: l.Name, Action: policy.ActionBump, Client: l.Client, Upstream: l.UpstreamTLS}
+	addr, name := upstreamTarget(rule, host, port)
+	t := target{rule: rule, host: host, port: port, addr: addr, name: name, aia: aia}
+	if !l.PlainUpstream {
+		t.tls = newUpstreamBase(l.UpstreamTLS)
+	}
+	return t
+}
+
+// target is the listener's target under the snapshot of a connection: the
+// snapshot's, which carries what a reload applies to a running listener
+// (client_cert and proxy_auth_file read again, see policy.Listener.Equal),
+// else the one the listener started with.
+func (fl *fixedListener) target(rt *snapshot) target {
+	if lt, ok := rt.listeners[fl.l.Name]; ok && lt.l.Equal(fl.l) {
+		return lt.t
+	}
+	return fl.t
+}
+
 // dial connects to the listener's upstream: verified TLS offering protos, or
 // plain TCP when upstream_tls = false.
 func (fl *fixedListener) dial(ss *session, protos []string) (net.Conn, error) {
-	if fl.t.tls == nil {
-		return ss.dialTCP(fl.t)
+	t := fl.target(ss.rt)
+	if t.tls == nil {
+		return ss.dialTCP(t)
 	}
-	tc, err := ss.dialTLS(fl.t, protos, nil)
+	tc, err := ss.dialTLS(t, protos, nil)
 	if err != nil {
 		return nil, err // not a typed-nil *tls.Conn in the interface
 	}

@@ -32,6 +32,16 @@ type snapshot struct {
 	leafKey ca.KeyType // the [ca] leaf_key; policy.LeafKeyAuto (0) for auto
 
 	aia *aiaFetcher // the Server's (its cache outlives snapshots)
+
+	// listeners are the [[listener]] targets by name: a running listener
+	// whose settings a reload kept (Equal) dials with the new snapshot's,
+	// which carry a renewed client_cert or proxy_auth_file.
+	listeners map[string]snapshotListener
+}
+
+type snapshotListener struct {
+	l *policy.Listener
+	t target
 }
 
 // newSnapshot derives a snapshot from pol.
@@ -43,6 +53,10 @@ func (s *Server) newSnapshot(pol *policy.Policy) *snapshot {
 		aia:       s.aia,
 		upstream:  make(map[*policy.Rule]*tls.Config, len(pol.Rules)+1),
 		transport: make(map[*policy.Rule]*http.Transport, len(pol.Rules)+1),
+	}
+	rt.listeners = make(map[string]snapshotListener, len(pol.Listeners))
+	for _, l := range pol.Listeners {
+		rt.listeners[l.Name] = snapshotListener{l: l, t: listenerTarget(l, s.aia)}
 	}
 	for _, r := range append([]*policy.Rule{pol.Default}, pol.Rules...) {
 		rt.upstream[r] = newUpstreamBase(r.Upstream)

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"net"
@@ -292,19 +291,19 @@ func (u UpstreamTLS) equal(o UpstreamTLS) bool {
 	return u.MinVersion == o.MinVersion && u.MaxVersion == o.MaxVersion && u.Verify == o.Verify &&
 		slices.Equal(u.CAFiles, o.CAFiles) && u.RootCAs.Equal(o.RootCAs) &&
 		u.Address == o.Address && u.ServerName == o.ServerName &&
-		u.FetchIntermediates == o.FetchIntermediates &&
-		sameProxy(u.Proxy, o.Proxy) && sameCert(u.ClientCert, o.ClientCert)
+		u.FetchIntermediates == o.FetchIntermediates && sameProxy(u.Proxy, o.Proxy) &&
+		u.ClientCertFile == o.ClientCertFile && u.ClientKeyFile == o.ClientKeyFile
 }
 
+// sameProxy compares parents by address and credentials file. The
+// contents of the secret files (client_cert, client_key,
+// proxy_auth_file) are left out on purpose: a renewed certificate or
+// password is applied to a running listener's new connections (bump reads
+// them from the reloaded policy) without closing its port and its open
+// connections.
 func sameProxy(a, b *ParentProxy) bool {
-	return a == nil && b == nil || a != nil && b != nil && *a == *b
-}
-
-// sameCert compares certificate chains by their bytes: a renewed
-// certificate (same files, new content) is a change.
-func sameCert(a, b *tls.Certificate) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	return slices.EqualFunc(a.Certificate, b.Certificate, bytes.Equal)
+	return a.URL == b.URL && a.Addr == b.Addr && a.Section == b.Section && a.AuthFile == b.AuthFile
 }

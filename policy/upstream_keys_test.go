@@ -120,8 +120,9 @@ client_key = "client-key.pem"
 			t.Errorf("warning carries the password: %s", w)
 		}
 	}
-	// A reload of the same files is the same listener; a renewed
-	// certificate is not.
+	// A reload of the same files is the same listener, and so is one with
+	// a renewed certificate: the running listener is kept and its new
+	// connections use the new certificate (bump), its open ones theirs.
 	p2, err := Parse([]byte(cfg), filepath.Join(dir, "config.toml"))
 	if err != nil {
 		t.Fatal(err)
@@ -134,8 +135,11 @@ client_key = "client-key.pem"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Listeners[0].Equal(p3.Listeners[0]) {
-		t.Error("renewed client certificate: listener still Equal")
+	if !p.Listeners[0].Equal(p3.Listeners[0]) {
+		t.Error("renewed client certificate: listener not Equal (its port would be closed)")
+	}
+	if sameCert := p.Listeners[0].UpstreamTLS.ClientCert.Certificate[0]; string(sameCert) == string(p3.Listeners[0].UpstreamTLS.ClientCert.Certificate[0]) {
+		t.Error("the reload did not read the renewed certificate")
 	}
 }
 
