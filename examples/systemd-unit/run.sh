@@ -79,6 +79,23 @@ if [[ -n $exposure ]] && awk -v e="$exposure" -v m="$MAX_EXPOSURE" 'BEGIN { exit
 else
 	fail "systemd-analyze security: exposure '${exposure:-none}', want at most $MAX_EXPOSURE" "$(grep -E '^✗|Overall' <<<"$out")"
 fi
+# The template unit for several instances (docs/fleet.md), verified as
+# instance "site-a", with the same exposure bound.
+sed "s#^ExecStart=/usr/bin/tlsbridge#ExecStart=$STAGE/usr/local/bin/tlsbridge#" \
+	"$REPO_DIR/packaging/tlsbridge@.service" >"$WORK/verify/tlsbridge@.service"
+ln -s tlsbridge@.service "$WORK/verify/tlsbridge@site-a.service"
+if out=$(systemd-analyze verify --man=no "$WORK/verify/tlsbridge@site-a.service" 2>&1) && [[ -z $out ]]; then
+	pass "systemd-analyze verify tlsbridge@site-a (packaging/tlsbridge@.service): no complaints"
+else
+	fail "systemd-analyze verify tlsbridge@site-a" "$out"
+fi
+out=$(systemd-analyze security --offline=yes "$WORK/verify/tlsbridge@site-a.service" 2>&1 || true)
+exposure=$(sed -nE 's/.*Overall exposure level for tlsbridge@site-a.service: ([0-9.]+) .*/\1/p' <<<"$out")
+if [[ -n $exposure ]] && awk -v e="$exposure" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(e <= m) }'; then
+	pass "template unit: exposure $exposure, at most $MAX_EXPOSURE"
+else
+	fail "template unit: exposure '${exposure:-none}', want at most $MAX_EXPOSURE" "$(grep -E '^✗|Overall' <<<"$out")"
+fi
 # shellcheck disable=SC2016 # $MAINPID is systemd's, literally in the unit
 for setting in 'Type=notify' 'ExecReload=/bin/kill -HUP $MAINPID' 'User=tlsbridge' 'StateDirectory=tlsbridge' \
 	'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateTmp=yes' 'NoNewPrivileges=yes' 'CapabilityBoundingSet=' \
