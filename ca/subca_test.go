@@ -3,10 +3,12 @@ package ca_test
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 
 	"github.com/tlsbridge/tlsbridge/ca"
@@ -116,5 +118,47 @@ func TestParseWithChainIncomplete(t *testing.T) {
 	// tls.crt, step-ca's bundle).
 	if a, err := ca.ParseWithChain(append(certPEM, root.PEM...), keyPEM, nil); err != nil || !bytes.Equal(a.Root().Raw, root.Cert.Raw) {
 		t.Errorf("ParseWithChain(cert+root bundle) = %v, %v; want the root", a, err)
+	}
+}
+
+// With a CA between the sub-CA and the root, leaves go out as [leaf,
+// sub-CA, middle CA]: the whole chain up to, not including, the root,
+// whatever order the chain file lists it in.
+func TestSubCAServesMiddleCA(t *testing.T) {
+	root := catest.NewRoot(t)
+	mid := root.SubRoot(t, "org issuing CA")
+	certPEM, keyPEM := mid.Intermediate(t, "instance sub-CA")
+	a, err := ca.ParseWithChain(certPEM, keyPEM, append(append([]byte(nil), root.PEM...), mid.PEM...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(a.Chain()); n != 2 || a.Chain()[0].Subject.CommonName != "org issuing CA" {
+		t.Fatalf("Chain() has %d certificates, first %q; want [org issuing CA, root]", n, a.Chain()[0].Subject.CommonName)
+	}
+	cache := catest.NewCache(t, a)
+	for _, kt := range ca.KeyTypes() {
+		cert, err := cache.Get("app.test", kt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, der := range cert.Certificate[1:] {
+			c, err := x509.ParseCertificate(der)
+			if err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, c.Subject.CommonName)
+		}
+		if want := []string{"instance sub-CA", "org issuing CA"}; !slices.Equal(names, want) {
+			t.Errorf("%v leaf served with %q, want %q", kt, names, want)
+		}
+		inter := x509.NewCertPool()
+		for _, der := range cert.Certificate[1:] {
+			c, _ := x509.ParseCertificate(der)
+			inter.AddCert(c)
+		}
+		if _, err := cert.Leaf.Verify(x509.VerifyOptions{DNSName: "app.test", Roots: root.Pool(), Intermediates: inter}); err != nil {
+			t.Errorf("%v leaf does not verify with what is served, trusting only the root: %v", kt, err)
+		}
 	}
 }

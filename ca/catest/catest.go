@@ -160,3 +160,30 @@ func (r *Root) Intermediate(tb testing.TB, cn string) (certPEM, keyPEM []byte) {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 }
+
+// SubRoot issues an intermediate CA named cn that may itself issue
+// sub-CAs (no path length limit), for chains root → SubRoot → sub-CA. Its
+// PEM is its own certificate only.
+func (r *Root) SubRoot(tb testing.TB, cn string) *Root {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatalf("catest: sub-root key: %v", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: cn, Organization: []string{"catest"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(23 * time.Hour),
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            -1,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, r.Cert, key.Public(), r.key)
+	if err != nil {
+		tb.Fatalf("catest: sub-root certificate: %v", err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &Root{Cert: cert, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), key: key}
+}
