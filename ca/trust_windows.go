@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"syscall"
 	"unsafe"
@@ -45,23 +46,35 @@ func (e *trustEnv) openSystem(c *x509.Certificate, write bool) (trustStore, erro
 // crypt32 is rootStoreAPI over the Windows certificate store functions.
 type crypt32 struct{}
 
+// open opens l's ROOT store; for reading, a store that does not exist yet
+// (a fresh profile) is ErrNotExist, which callers take as empty.
 func (crypt32) open(l rootLocation, write bool) (windows.Handle, error) {
-	flags := uint32(windows.CERT_STORE_OPEN_EXISTING_FLAG)
+	flags := uint32(windows.CERT_SYSTEM_STORE_CURRENT_USER)
 	if l == rootMachine {
-		flags |= windows.CERT_SYSTEM_STORE_LOCAL_MACHINE
-	} else {
-		flags |= windows.CERT_SYSTEM_STORE_CURRENT_USER
+		flags = windows.CERT_SYSTEM_STORE_LOCAL_MACHINE
 	}
 	if !write {
-		// Read-only opens of the machine's store need no elevation.
-		flags |= windows.CERT_STORE_READONLY_FLAG
+		// Read-only opens of the machine's store need no elevation, and
+		// must not create a store.
+		flags |= windows.CERT_STORE_READONLY_FLAG | windows.CERT_STORE_OPEN_EXISTING_FLAG
 	}
 	name, err := windows.UTF16PtrFromString("ROOT")
 	if err != nil {
 		return 0, err
 	}
-	h, err := windows.CertOpenStore(windows.CERT_STORE_PROV_SYSTEM_W, 0, 0, flags, uintptr(unsafe.Pointer(name)))
+	// Reads see the logical store, everything Windows trusts through it
+	// (Group Policy and enterprise copies too); writes go to its registry
+	// part, where an added certificate lives. Deleting through the logical
+	// store leaves the registry copy behind under Wine 8.
+	provider := uintptr(windows.CERT_STORE_PROV_SYSTEM_W)
+	if write {
+		provider = windows.CERT_STORE_PROV_SYSTEM_REGISTRY_W
+	}
+	h, err := windows.CertOpenStore(provider, 0, 0, flags, uintptr(unsafe.Pointer(name)))
 	if err != nil {
+		if errors.Is(err, windows.ERROR_FILE_NOT_FOUND) {
+			err = fmt.Errorf("%w: %w", err, fs.ErrNotExist)
+		}
 		return 0, fmt.Errorf("open %s: %w", l, err)
 	}
 	return h, nil
@@ -91,6 +104,9 @@ func (crypt32) each(h windows.Handle, fn func(ctx *windows.CertContext, der []by
 
 func (a crypt32) has(l rootLocation, der []byte) (bool, error) {
 	h, err := a.open(l, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil // no such store yet: the CA is not in it
+	}
 	if err != nil {
 		return false, err
 	}
@@ -122,22 +138,38 @@ func (a crypt32) add(l rootLocation, der []byte) error {
 	return nil
 }
 
+// remove deletes every copy of der from l. Each pass enumerates from the
+// start and deletes the first copy it finds, rather than deleting while
+// enumerating: Wine's crypt32 then returns the deleted certificate again
+// and again (seen under Wine 8), and Windows documents the pattern only
+// with a duplicated context.
 func (a crypt32) remove(l rootLocation, der []byte) error {
 	h, err := a.open(l, true)
 	if err != nil {
 		return err
 	}
 	defer windows.CertCloseStore(h, 0)
-	var errs []error
-	err = a.each(h, func(ctx *windows.CertContext, b []byte) bool {
-		if bytes.Equal(b, der) {
-			// Deleting frees the context it is given; a duplicate keeps
-			// the enumeration's own valid.
-			if err := windows.CertDeleteCertificateFromStore(windows.CertDuplicateCertificateContext(ctx)); err != nil {
-				errs = append(errs, fmt.Errorf("delete from %s: %w", l, err))
+	// A store holds one copy; the bound guards against a store that keeps
+	// answering with one it has deleted.
+	for range 16 {
+		var found *windows.CertContext
+		err := a.each(h, func(ctx *windows.CertContext, b []byte) bool {
+			if bytes.Equal(b, der) {
+				found = windows.CertDuplicateCertificateContext(ctx)
+				return false
 			}
+			return true
+		})
+		if err != nil {
+			return err
 		}
-		return true
-	})
-	return errors.Join(append(errs, err)...)
+		if found == nil {
+			return nil
+		}
+		// Deleting frees the context it is given.
+		if err := windows.CertDeleteCertificateFromStore(found); err != nil {
+			return fmt.Errorf("delete from %s: %w", l, err)
+		}
+	}
+	return fmt.Errorf("delete from %s: the certificate is still listed after 16 deletions", l)
 }

@@ -19,7 +19,7 @@ commands:
 ` + caCommands + `  check   [-config PATH] HOST[:PORT]         explain what a legacy app would get from a server
   census  [-config PATH]                      print the legacy-TLS census of the running tlsbridge ([admin] listen)
   version                                     print the version, commit and build date (also -version, --version)
-  service install|uninstall|start|stop|status run tlsbridge as a Windows service
+  service install|uninstall|start|stop|reload|status  run tlsbridge as a Windows service
 
 Run "tlsbridge <command> -h" for a command's flags.
 `

@@ -46,12 +46,17 @@ var errServiceNotInstalled = errors.New("the service is not installed")
 // errServiceExists: install found a service by that name.
 var errServiceExists = errors.New("the service is already installed")
 
+// errServiceRunning: start found the service running already.
+var errServiceRunning = errors.New("the service is already running")
+
 // serviceManager is the part of the Windows service control manager that
 // tlsbridge service uses.
 type serviceManager interface {
 	install(s serviceSpec) error // the service, set to start automatically, and its Event Log source
 	uninstall(name string) error // both again; the service must be stopped
 	start(name string) error
+	// reload sends ParamChange: the service re-reads its config.
+	reload(name string) error
 	// stop asks the service to stop and waits until it has, or until
 	// timeout.
 	stop(name string, timeout time.Duration) error
@@ -64,18 +69,18 @@ subcommands:
   install [-config PATH] [-ca-dir DIR]  register tlsbridge run as a service that starts with Windows
   uninstall                             remove it (stop it first)
   start | stop | status                 control it; stop drains like SIGTERM
+  reload                                re-read the config, as SIGHUP does elsewhere
 
 The service runs "tlsbridge run" with -config (default: ` + `%ProgramData%\tlsbridge\config.toml` + `),
 as LocalSystem, logs to tlsbridge.log beside the config and start, stop and
-failure to the Event Log (source tlsbridge). "sc control tlsbridge paramchange"
-reloads the config, as SIGHUP does elsewhere.
+failure to the Event Log (source tlsbridge).
 `
 
 // runService dispatches "tlsbridge service <subcommand>".
 func runService(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, serviceUsage)
-		return fmt.Errorf("service: missing subcommand (install, uninstall, start, stop, status): %w", errUsage)
+		return fmt.Errorf("service: missing subcommand (install, uninstall, start, stop, reload, status): %w", errUsage)
 	}
 	sub, rest := args[0], args[1:]
 	switch sub {
@@ -85,7 +90,7 @@ func runService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case "run":
 		// What the service control manager starts (service_<goos>.go).
 		return runServiceHost(ctx, rest, stderr)
-	case "install", "uninstall", "start", "stop", "status":
+	case "install", "uninstall", "start", "stop", "reload", "status":
 	default:
 		fmt.Fprint(stderr, serviceUsage)
 		return fmt.Errorf("service: unknown subcommand %q: %w", sub, errUsage)
@@ -129,10 +134,21 @@ func serviceCommand(m serviceManager, sub string, args []string, stdout, stderr 
 		fmt.Fprintf(stdout, "removed service %q (config, CA and logs are kept)\n", serviceName)
 		return nil
 	case "start":
-		if err := m.start(serviceName); err != nil {
+		err := m.start(serviceName)
+		if errors.Is(err, errServiceRunning) {
+			fmt.Fprintf(stdout, "service %q is running already\n", serviceName)
+			return nil
+		}
+		if err != nil {
 			return fmt.Errorf("service start: %w%s", err, notInstalledHint(err))
 		}
 		fmt.Fprintf(stdout, "started service %q; tlsbridge service status shows it, tlsbridge.log beside the config has its log\n", serviceName)
+		return nil
+	case "reload":
+		if err := m.reload(serviceName); err != nil {
+			return fmt.Errorf("service reload: %w%s", err, notInstalledHint(err))
+		}
+		fmt.Fprintf(stdout, "asked service %q to reload its config; tlsbridge.log says what it applied\n", serviceName)
 		return nil
 	case "stop":
 		if err := m.stop(serviceName, stopTimeout); err != nil {
@@ -180,8 +196,18 @@ func serviceSpecFor(cfg, caDir string) (serviceSpec, error) {
 		return serviceSpec{}, fmt.Errorf("service install: no config at %s (copy config.toml from the release archive there, or pass -config): %w", cfg, err)
 	}
 	cf := commonFlags{config: cfg}
-	if _, err := cf.loadPolicy(); err != nil {
+	pol, err := cf.loadPolicy()
+	if err != nil {
 		return serviceSpec{}, fmt.Errorf("service install: %w", err)
+	}
+	if caDir == "" && pol.CA.Dir == "" {
+		// Pin the default directory as this (administrator's) process
+		// sees it, where "tlsbridge ca init" and "ca install" work: the
+		// service account's environment may put it elsewhere (Wine gives
+		// LocalSystem another %ProgramData%).
+		if caDir, err = ca.DefaultDir(); err != nil {
+			return serviceSpec{}, fmt.Errorf("service install: %w", err)
+		}
 	}
 	exe, err := os.Executable()
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsbridge/tlsbridge/ca"
 )
 
 // fakeSCM is a service control manager with at most one service.
@@ -42,7 +44,18 @@ func (f *fakeSCM) start(name string) error {
 	if f.installed == nil {
 		return errServiceNotInstalled
 	}
+	if f.running {
+		return errServiceRunning
+	}
 	f.running = true
+	return nil
+}
+
+func (f *fakeSCM) reload(name string) error {
+	f.calls = append(f.calls, "reload "+name)
+	if !f.running {
+		return errors.New("service not running")
+	}
 	return nil
 }
 
@@ -99,8 +112,14 @@ func TestServiceCommands(t *testing.T) {
 	if _, err := run("start"); err != nil {
 		t.Fatal(err)
 	}
+	if out, err := run("start"); err != nil || !strings.Contains(out, "running already") {
+		t.Errorf("second start = %q, %v, want success saying it runs already", out, err)
+	}
 	if out, err := run("status"); err != nil || out != "service \"tlsbridge\": running (pid 4242)\n" {
 		t.Errorf("status = %q, %v", out, err)
+	}
+	if _, err := run("reload"); err != nil {
+		t.Fatalf("reload: %v", err)
 	}
 	if _, err := run("stop"); err != nil {
 		t.Fatalf("stop: %v", err)
@@ -113,6 +132,33 @@ func TestServiceCommands(t *testing.T) {
 	}
 	if _, err := run("start"); !errors.Is(err, errServiceNotInstalled) {
 		t.Errorf("start after uninstall = %v, want not installed", err)
+	}
+}
+
+// Without -ca-dir and ca.dir, install pins the default directory as the
+// installing administrator sees it: the service account's environment may
+// differ (under Wine, LocalSystem's %ProgramData% is another directory).
+func TestServiceInstallPinsCADir(t *testing.T) {
+	t.Setenv("XDG_DATA_HOME", t.TempDir())
+	want, err := ca.DefaultDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeSCM{}
+	cfg := writeConfig(t, "listen = \"127.0.0.1:3128\"\n")
+	if err := serviceCommand(f, "install", []string{"-config", cfg}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.installed.args; !slices.Equal(got, []string{"service", "run", "-config", cfg, "-ca-dir", want}) {
+		t.Errorf("service args %q, want -ca-dir %s", got, want)
+	}
+	f = &fakeSCM{}
+	cfg = writeConfig(t, "[ca]\ndir = \"ca\"\n")
+	if err := serviceCommand(f, "install", []string{"-config", cfg}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.installed.args; slices.Contains(got, "-ca-dir") {
+		t.Errorf("service args %q: want no -ca-dir when the config sets ca.dir", got)
 	}
 }
 

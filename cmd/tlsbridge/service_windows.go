@@ -99,7 +99,23 @@ func (c scm) start(name string) error {
 	defer m.Disconnect()
 	defer s.Close()
 	if err := s.Start(); err != nil {
+		if errors.Is(err, windows.ERROR_SERVICE_ALREADY_RUNNING) {
+			return errServiceRunning
+		}
 		return fmt.Errorf("start service %q: %w", name, err)
+	}
+	return nil
+}
+
+func (c scm) reload(name string) error {
+	m, s, err := c.open(name)
+	if err != nil {
+		return err
+	}
+	defer m.Disconnect()
+	defer s.Close()
+	if _, err := s.Control(svc.ParamChange); err != nil {
+		return fmt.Errorf("reload service %q: %w", name, err)
 	}
 	return nil
 }
@@ -167,19 +183,22 @@ func stateName(s svc.State) string {
 // runServiceHost is "tlsbridge service run ARGS": what the service control
 // manager starts. ARGS are run's (-config, -ca-dir).
 func runServiceHost(_ context.Context, args []string, _ io.Writer) error {
-	isService, err := svc.IsWindowsService()
-	if err != nil {
-		return fmt.Errorf("service run: %w", err)
-	}
-	if !isService {
-		return errors.New("service run: only the service control manager starts this; use tlsbridge run, or tlsbridge service start")
-	}
 	h := &winService{args: args}
 	if l, err := eventlog.Open(serviceName); err == nil {
 		h.elog = l
 		defer l.Close()
 	}
-	return svc.Run(serviceName, h)
+	// svc.Run itself tells whether the service control manager started
+	// this process; svc.IsWindowsService's parent and session checks say
+	// no under Wine, whose services.exe does start it.
+	err := svc.Run(serviceName, h)
+	if errors.Is(err, windows.ERROR_FAILED_SERVICE_CONTROLLER_CONNECT) {
+		return errors.New("service run: only the service control manager starts this; use tlsbridge run, or tlsbridge service start")
+	}
+	if err != nil {
+		return fmt.Errorf("service run: %w", err)
+	}
+	return nil
 }
 
 // winService is the svc.Handler: it runs serve with its log in
@@ -266,6 +285,7 @@ func (w *winService) Execute(_ []string, r <-chan svc.ChangeRequest, changes cha
 		changes <- svc.Status{State: svc.StopPending, WaitHint: uint32(stopTimeout / time.Millisecond)}
 	})
 	if err != nil {
+		fmt.Fprintf(logFile, "tlsbridge: %v\n", err) // as "tlsbridge run" prints it
 		w.event(eventFailed, "tlsbridge stopped: "+err.Error())
 		return true, 1
 	}
