@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/tlsbridge/tlsbridge/ca"
 	"github.com/tlsbridge/tlsbridge/policy"
@@ -186,7 +185,7 @@ func (e *upstreamError) verdict() verdict {
 			fmt.Sprintf("Add the PEM file of the issuing CA: %s.", e.addCAFile()))
 	case e.stage == "dial":
 		reason := reasonOther
-		if errors.Is(e.err, syscall.ECONNREFUSED) {
+		if errors.Is(e.err, errConnRefused) {
 			reason = reasonDialRefused
 		}
 		cause := fmt.Sprintf("tlsbridge could not connect to %s: %v.", e.addr, e.err)
@@ -495,7 +494,7 @@ func isTrustAlert(code uint8) bool {
 
 // appClosed reports an app that closed (or reset) its connection.
 func appClosed(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errConnReset)
 }
 
 // obsoleteSuitesHint explains a ClientHello without a single cipher suite

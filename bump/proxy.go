@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -19,8 +18,6 @@ import (
 	"github.com/tlsbridge/tlsbridge/internal/logfield"
 	"github.com/tlsbridge/tlsbridge/policy"
 )
-
-var errTooManyFiles = syscall.EMFILE
 
 // newProxy configures goproxy for what it still does: forwarding plain
 // http:// proxy requests (and https:// absolute URIs), each through the

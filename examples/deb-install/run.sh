@@ -47,7 +47,8 @@ purge_all() {
 		dpkg -P tlsbridge >"$WORK/purge-trap.log" 2>&1 || { echo "deb-install: purge in the EXIT trap failed:"; cat "$WORK/purge-trap.log"; }
 	fi
 }
-trap 'rc=$?; purge_all; (exit $rc); teardown' EXIT
+# set +e: under errexit, (exit $rc) would end the trap before teardown.
+trap 'rc=$?; set +e; purge_all; (exit $rc); teardown' EXIT
 
 # 1. make deb, into $WORK.
 if out=$(make -s -C "$REPO_DIR" deb DEB_DIR="$WORK" 2>&1); then

@@ -29,7 +29,8 @@ uninstall_all() {
 	"$TLSBRIDGE" ca uninstall -ca-dir "$CA_DIR" -stores system,java >"$WORK/uninstall-trap.log" 2>&1 ||
 		{ echo "trust-store: uninstall in the EXIT trap failed:"; cat "$WORK/uninstall-trap.log"; }
 }
-trap 'rc=$?; uninstall_all; (exit $rc); teardown' EXIT
+# set +e: under errexit, (exit $rc) would end the trap before teardown.
+trap 'rc=$?; set +e; uninstall_all; (exit $rc); teardown' EXIT
 
 # The origin: openssl s_server, TLS 1.2 and 1.3 only, its own private CA.
 make_origin_certs "$WORK"
