@@ -10,18 +10,25 @@ COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 DATE     ?= $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(date +%s)} +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 BIN      := bin/tlsbridge
+# The build with the legacy TLS engine (OpenSSL through cgo, Debian's
+# libssl3; internal/openssl): SSLv2-format hellos, session-ID resumption,
+# OpenSSL's RSA. Dynamically linked; the default build stays static.
+BIN_OPENSSL := bin/tlsbridge-openssl
 
-.PHONY: all build run test unit examples fuzz bench vet fmt clean install uninstall deb dist
+.PHONY: all build build-openssl run test unit examples fuzz bench vet fmt clean install uninstall deb dist
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tlsbridge
 
+build-openssl:
+	CGO_ENABLED=1 $(GO) build -tags openssl -trimpath -ldflags '$(LDFLAGS)' -o $(BIN_OPENSSL) ./cmd/tlsbridge
+
 run: build
 	./$(BIN) run -config config.toml
 
-test: vet unit fuzz build examples
+test: vet unit fuzz build build-openssl examples
 
 # Release targets. vet also vets and builds every one with CGO_ENABLED=0,
 # so code that compiles on one OS only (a Linux-only truststore symbol, a
@@ -30,6 +37,7 @@ TARGETS ?= linux/amd64 linux/arm64 windows/amd64 darwin/amd64 darwin/arm64
 vet:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+	CGO_ENABLED=1 $(GO) vet -tags openssl ./...
 	@set -e; for t in $(TARGETS); do echo "vet and build $$t"; \
 		GOOS=$${t%/*} GOARCH=$${t#*/} CGO_ENABLED=0 $(GO) vet ./...; \
 		GOOS=$${t%/*} GOARCH=$${t#*/} CGO_ENABLED=0 $(GO) build -o /dev/null ./...; \
@@ -37,6 +45,9 @@ vet:
 
 unit:
 	$(GO) test -race -shuffle=on -count=2 -timeout 15m ./...
+	# The same with the legacy engine built in: bump's tests then run the
+	# TLS 1.0/1.1 apps through OpenSSL, plus the engine's own tests.
+	CGO_ENABLED=1 $(GO) test -tags openssl -race -shuffle=on -count=1 -timeout 15m ./internal/openssl ./bump ./cmd/...
 	# The auth flood's latency bounds, which -race makes meaningless: a
 	# timing test on a shared 2-core machine gets a second try; a real
 	# regression (a 1.5 s p50 before the limit) fails both.
@@ -58,7 +69,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadResponse$$' -fuzztime $(FUZZTIME) ./internal/http1
 	$(GO) test -run '^$$' -fuzz '^FuzzCopyChunked$$' -fuzztime $(FUZZTIME) ./internal/http1
 
-examples: build
+examples: build build-openssl
 	bash examples/run.sh
 
 # make install PREFIX=/usr/local (the default): binary, systemd unit,

@@ -73,12 +73,17 @@ const splitWait = 2 * time.Millisecond
 
 // splitsRecords reports whether the app's side of c uses the 1/n-1 split.
 func splitsRecords(c net.Conn) bool {
-	tc, ok := c.(*tls.Conn)
-	if !ok {
+	var version, suite uint16
+	switch tc := c.(type) {
+	case *tls.Conn:
+		cs := tc.ConnectionState()
+		version, suite = cs.Version, cs.CipherSuite
+	case interface{ versionSuite() (uint16, uint16) }: // the legacy engine's
+		version, suite = tc.versionSuite()
+	default:
 		return false
 	}
-	cs := tc.ConnectionState()
-	return cs.Version == tls.VersionTLS10 && isCBC(cs.CipherSuite)
+	return version == tls.VersionTLS10 && isCBC(suite)
 }
 
 // isCBC reports the CBC suites among legacyClientCipherSuites.

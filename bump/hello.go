@@ -18,6 +18,7 @@ import (
 type clientHello struct {
 	info     *tls.ClientHelloInfo
 	recorded []byte // every byte read from the app so far, to replay
+	sslv2    bool   // an SSLv2-format hello (readSSLv2Hello): the legacy engine's
 }
 
 // maxOffered is the highest TLS version the app offered.

@@ -64,7 +64,7 @@ type h1conn struct {
 	host   string   // Host for an HTTP/1.0 app that sent none
 	lim    http1.Limits
 
-	app *tls.Conn
+	app appTLS
 	ar  *bufio.Reader
 	aw  batchedWriter
 
@@ -108,7 +108,7 @@ func (m meter) Read(p []byte) (int, error) {
 // batchedWriter writes to the app: each write is gathered by the app's
 // batchConn into one syscall, also when TLS 1.0 splits it in two records.
 type batchedWriter struct {
-	c     *tls.Conn
+	c     net.Conn
 	batch *batchConn
 }
 
@@ -128,7 +128,7 @@ func (w batchedWriter) Write(p []byte) (int, error) {
 // app or tlsbridge ends it. br reads the app through a meter (newMeter). up
 // is the upstream dialled (or pooled) before the app's handshake, or nil
 // with uerr saying why.
-func (ss *session) serveHTTP1(app *tls.Conn, br *bufio.Reader, up *tls.Conn, uerr error, t target) {
+func (ss *session) serveHTTP1(app appTLS, br *bufio.Reader, up *tls.Conn, uerr error, t target) {
 	s, ci, lim := ss.s, ss.ci, ss.rt.lim
 	h := &h1conn{
 		s:        s,
@@ -142,7 +142,7 @@ func (ss *session) serveHTTP1(app *tls.Conn, br *bufio.Reader, up *tls.Conn, uer
 		aw:       batchedWriter{c: app, batch: batcherOf(app)},
 		firstErr: uerr,
 	}
-	if p := app.ConnectionState().NegotiatedProtocol; p != "" {
+	if p := ci.alpn; p != "" {
 		h.protos = []string{p}
 	}
 	ci.stats.lastIO.Store(time.Now().UnixNano())

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +40,7 @@ type metrics struct {
 	active      prometheus.Gauge
 	authFails   *prometheus.CounterVec
 	aiaFetches  *prometheus.CounterVec // result
+	handshakes  *prometheus.CounterVec // engine, resumed
 
 	census *census      // the legacy-TLS census (census.go); nil: none
 	apps   *appResolver // app identities for the census (appid.go)
@@ -79,6 +81,14 @@ func newMetrics(certs *ca.Cache, mints *LeafMints) *metrics {
 		Name: "tlsbridge_aia_fetches_total",
 		Help: "Intermediate certificates looked up for servers that send an incomplete chain (fetch_intermediates), by result: fetched (from the leaf's AIA URL), cached (a cache hit), failed.",
 	}, []string{"result"})
+	m.handshakes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tlsbridge_app_handshakes_total",
+		Help: "Completed app-facing TLS handshakes, by engine (go: crypto/tls; openssl: the legacy engine of a build with the tag openssl) and resumed (true: an abbreviated handshake, by session ID or ticket). The resumption ratio is resumed=\"true\" over all.",
+	}, []string{"engine", "resumed"})
+	for _, e := range []string{"go", "openssl"} {
+		m.handshakes.WithLabelValues(e, "true")
+		m.handshakes.WithLabelValues(e, "false")
+	}
 	for _, r := range []string{"fetched", "cached", "failed"} {
 		m.aiaFetches.WithLabelValues(r)
 	}
@@ -92,7 +102,7 @@ func newMetrics(certs *ca.Cache, mints *LeafMints) *metrics {
 	m.bytes.WithLabelValues("app_to_upstream")
 	m.bytes.WithLabelValues("upstream_to_app")
 
-	m.reg.MustRegister(m.connections, m.helloMax, m.failures, m.bytes, m.active, m.authFails, m.aiaFetches,
+	m.reg.MustRegister(m.connections, m.helloMax, m.failures, m.bytes, m.active, m.authFails, m.aiaFetches, m.handshakes,
 		cacheCollector{certs},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -173,6 +183,11 @@ func (m *metrics) authFailed(result string) {
 }
 
 // hello counts the highest version an app offered in its ClientHello.
+// appHandshake counts a completed app-facing handshake.
+func (m *metrics) appHandshake(st appState) {
+	m.handshakes.WithLabelValues(st.engine, strconv.FormatBool(st.resumed)).Inc()
+}
+
 func (m *metrics) hello(maxOffered uint16) {
 	m.helloMax.WithLabelValues(versionLabel(maxOffered)).Inc()
 }

@@ -198,7 +198,7 @@ func abort(c net.Conn) {
 func closeWrite(c net.Conn) {
 	for c != nil {
 		switch cc := c.(type) {
-		case *tls.Conn:
+		case appTLS: // *tls.Conn or the legacy engine's: close_notify, then the TCP FIN
 			if cc.CloseWrite() != nil {
 				return
 			}

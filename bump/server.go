@@ -58,7 +58,8 @@ type Server struct {
 	rt      atomic.Pointer[snapshot] // see snapshot.go
 	proxy   *goproxy.ProxyHttpServer // plain-HTTP forwarding only
 	appBase *tls.Config
-	metrics *metrics // see metrics.go
+	legacy  *legacyEngine // OpenSSL for legacy apps (engine.go); nil unless built with the tag openssl
+	metrics *metrics      // see metrics.go
 
 	connID atomic.Uint64
 	pool   upstreamPool // idle upstream connections (pool.go)
@@ -104,11 +105,16 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bump: %w", err)
 	}
+	legacy, err := newLegacyEngine()
+	if err != nil {
+		return nil, fmt.Errorf("bump: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg:      cfg,
 		log:      log,
 		appBase:  base,
+		legacy:   legacy,
 		hijacked: newConnSet(),
 		ctx:      ctx,
 		cancel:   cancel,

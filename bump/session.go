@@ -64,6 +64,7 @@ type connInfo struct {
 	reused         bool       // the upstream connection came from the pool
 	user           string     // the authenticated proxy user, if [auth] is on
 	clientMax      uint16     // the highest version the app offered in its ClientHello
+	clientResumed  bool       // the app's handshake resumed a session (by ID or ticket)
 	app            *appLookup // the app's process, being resolved (appid.go); nil: its user or address
 	status         int
 	stats          relayStats
@@ -99,6 +100,9 @@ func (ci *connInfo) fields() logrus.Fields {
 	}
 	if ci.reused {
 		f[logfield.UpstreamReused] = true
+	}
+	if ci.clientCipher != 0 { // the app-facing handshake was tlsbridge's
+		f[logfield.ClientResumed] = ci.clientResumed
 	}
 	if ci.status != 0 {
 		f[logfield.Status] = ci.status
@@ -381,7 +385,7 @@ func (ss *session) relayLogged(app, upstream net.Conn) {
 }
 
 // handOffBumped runs a bumped connection in a goroutine of its own.
-func (ss *session) handOffBumped(app, upstream *tls.Conn, uerr error, t target) {
+func (ss *session) handOffBumped(app appTLS, upstream *tls.Conn, uerr error, t target) {
 	go func() {
 		defer ss.s.release(ss.client)
 		ss.relayBumped(app, upstream, uerr, t)
@@ -391,8 +395,8 @@ func (ss *session) handOffBumped(app, upstream *tls.Conn, uerr error, t target) 
 // relayBumped is the relay stage of a bumped connection: h2 (by ALPN) is
 // relayed as bytes; otherwise the app's first bytes decide between the
 // HTTP/1.1 intermediary and a byte relay for other protocols.
-func (ss *session) relayBumped(app, upstream *tls.Conn, uerr error, t target) {
-	if p := app.ConnectionState().NegotiatedProtocol; p != "" && p != "http/1.1" {
+func (ss *session) relayBumped(app appTLS, upstream *tls.Conn, uerr error, t target) {
+	if p := ss.ci.alpn; p != "" && p != "http/1.1" {
 		if upstream == nil {
 			app.Close()
 			ss.s.metrics.access(ss.ci)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/tlsbridge/tlsbridge/ca"
 	"github.com/tlsbridge/tlsbridge/internal/logfield"
 	"github.com/tlsbridge/tlsbridge/policy"
 )
@@ -17,9 +18,14 @@ import (
 // peek reads the app's ClientHello within the handshake timeout and notes
 // what it offered, for the access line and the metrics.
 func (ss *session) peek() (*clientHello, error) {
-	ss.client.SetDeadline(ss.rt.handshakeDeadline())
+	deadline := ss.rt.handshakeDeadline()
+	ss.client.SetDeadline(deadline)
 	hello, err := peekClientHello(ss.ctx(), ss.client)
 	ss.client.SetDeadline(time.Time{})
+	var he *helloError
+	if errors.Is(err, errSSLv2Hello) && ss.s.legacy != nil && errors.As(err, &he) {
+		hello, err = readSSLv2Hello(ss.client, he.recorded, deadline)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -46,29 +52,67 @@ func (ss *session) servable(hello *clientHello, c policy.ClientTLS, name string)
 // terminate completes the app-facing handshake over the peeked hello,
 // offering protos (ALPN), with a leaf for leaf, or when leaf is "" for the
 // SNI the app sent (the CONNECT host when it sent none, or an IP literal).
-// A failure is logged with its hint.
-func (ss *session) terminate(hello *clientHello, c policy.ClientTLS, protos []string, leaf string) (*tls.Conn, bool) {
+// The engine is crypto/tls, or the legacy engine for the hellos it takes
+// (engine.go). A failure is logged with its hint.
+func (ss *session) terminate(hello *clientHello, c policy.ClientTLS, protos []string, leaf string) (appTLS, bool) {
 	s, ci := ss.s, ss.ci
-	cfg := appFacingConfig(s.appBase, c, protos, func(hi *tls.ClientHelloInfo) (*tls.Certificate, error) {
-		name := leaf
-		if name == "" {
-			name = hi.ServerName
+	leafName := func(sni string) string {
+		switch {
+		case leaf != "":
+			return leaf
+		case sni != "":
+			return sni
 		}
-		if name == "" {
-			name = ci.host
-		}
-		return s.cfg.Certs.Get(name, ss.rt.leafKeyFor(s.cfg.Certs, hi))
-	})
+		return ci.host
+	}
 	ss.client.SetDeadline(ss.rt.handshakeDeadline())
-	app := hello.serve(ss.client, cfg)
-	if err := app.HandshakeContext(ss.ctx()); err != nil {
+	var (
+		app appTLS
+		st  appState
+		err error
+	)
+	if s.legacy != nil && legacyTakes(hello, s.legacy.suites()) {
+		app, st, err = ss.terminateLegacy(hello, c, protos, leafName(hello.info.ServerName))
+	} else {
+		cfg := appFacingConfig(s.appBase, c, protos, func(hi *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return s.cfg.Certs.Get(leafName(hi.ServerName), ss.rt.leafKeyFor(s.cfg.Certs, hi))
+		})
+		tc := hello.serve(ss.client, cfg)
+		if err = tc.HandshakeContext(ss.ctx()); err == nil {
+			cs := tc.ConnectionState()
+			app, st = tc, appState{version: cs.Version, cipher: cs.CipherSuite, alpn: cs.NegotiatedProtocol, resumed: cs.DidResume, engine: "go"}
+		}
+	}
+	if err != nil {
 		ss.warnClient(err, hello)
 		return nil, false
 	}
 	ss.client.SetDeadline(time.Time{})
-	cs := app.ConnectionState()
-	ci.clientTLS, ci.clientCipher, ci.alpn = cs.Version, cs.CipherSuite, cs.NegotiatedProtocol
+	ci.clientTLS, ci.clientCipher, ci.alpn, ci.clientResumed = st.version, st.cipher, st.alpn, st.resumed
+	s.metrics.appHandshake(st)
 	return app, true
+}
+
+// terminateLegacy runs the app's handshake on the legacy engine with the
+// leaf for name: an RSA leaf for an SSLv2-format hello (whose apps predate
+// ECDSA), else the one crypto/tls would have chosen.
+func (ss *session) terminateLegacy(hello *clientHello, c policy.ClientTLS, protos []string, name string) (appTLS, appState, error) {
+	kt := ss.rt.leafKey
+	switch {
+	case kt != 0:
+	case hello.sslv2:
+		kt = ca.KeyRSA2048
+	default:
+		kt = ss.s.cfg.Certs.KeyTypeFor(hello.info)
+	}
+	cert, err := ss.s.cfg.Certs.Get(name, kt)
+	if err != nil {
+		return nil, appState{}, err
+	}
+	return ss.s.legacy.handshake(ss.ctx(), &replayConn{Conn: ss.client, pending: hello.recorded}, legacyConfig{
+		minVersion: c.MinVersion, maxVersion: c.MaxVersion, cert: cert, protos: protos,
+		sessionContext: sessionContext(ss.s.cfg.Certs.Authority().CertDER(), name),
+	})
 }
 
 // warnClient logs a failed app-facing handshake with a hint for known

@@ -96,6 +96,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer, reloads <-chan 
 		defer signal.Stop(c)
 		hup = c
 	}
+	if e := bump.LegacyEngine(); e != "" {
+		log.Infof("legacy TLS engine: %s serves SSLv2-format hellos and apps below TLS 1.2 (session-ID resumption); crypto/tls the rest", e)
+	} else {
+		log.Info("legacy TLS engine: none in this build (make build-openssl adds it); crypto/tls serves every app, SSLv2-format hellos are refused")
+	}
 	log.WithFields(logrus.Fields{logfield.Listen: ln.Addr().String(), logfield.CADir: authority.Dir}).Info("tlsbridge listening")
 	log.Infof("apps use it with HTTPS_PROXY=http://%s and trust %s (tlsbridge ca install, or tlsbridge ca export -out ca.pem)", ln.Addr(), authority.CertPath())
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/tlsbridge/tlsbridge/bump"
 )
 
 // Set at build time by the Makefile (LDFLAGS):
@@ -42,5 +44,9 @@ func versionLine() string {
 	if d == "" {
 		d = "unknown"
 	}
-	return fmt.Sprintf("tlsbridge %s (commit %s, built %s, %s %s/%s)", v, c, d, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	engine := ""
+	if e := bump.LegacyEngine(); e != "" {
+		engine = ", legacy engine " + e
+	}
+	return fmt.Sprintf("tlsbridge %s (commit %s, built %s, %s %s/%s%s)", v, c, d, runtime.Version(), runtime.GOOS, runtime.GOARCH, engine)
 }

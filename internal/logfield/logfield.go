@@ -32,4 +32,5 @@ const (
 	Stage          = "stage"
 	ClosedBy       = "closed_by"
 	UpstreamReused = "upstream_reused"
+	ClientResumed  = "client_resumed"
 )

@@ -20,6 +20,10 @@ func init() {
 	}
 }
 
+// Version is the libssl this binary runs with, as it names itself
+// ("OpenSSL 3.0.22 25 Aug 2026").
+func Version() string { return C.GoString(C.OpenSSL_version(C.OPENSSL_VERSION)) }
+
 // sslError is what OpenSSL said about a failed operation.
 func sslError(op string, sslerr C.int, ecode C.ulong) error {
 	if ecode != 0 {
@@ -39,6 +43,16 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return "openssl " + e.Op + ": " + e.Reason }
+
+// RemoteAlert is the TLS alert the peer sent, when that ended the
+// operation (OpenSSL reports a received alert as reason 1000 + its code).
+func (e *Error) RemoteAlert() (uint8, bool) {
+	r := int(C.tb_reason(C.ulong(e.Code)))
+	if e.Code == 0 || r < C.SSL_AD_REASON_OFFSET || r > C.SSL_AD_REASON_OFFSET+255 {
+		return 0, false
+	}
+	return uint8(r - C.SSL_AD_REASON_OFFSET), true
+}
 
 // Is makes errors.Is(err, ErrNoSharedCipher) and its kin work.
 func (e *Error) Is(target error) bool {
