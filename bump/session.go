@@ -65,6 +65,7 @@ type connInfo struct {
 	user           string     // the authenticated proxy user, if [auth] is on
 	clientMax      uint16     // the highest version the app offered in its ClientHello
 	clientResumed  bool       // the app's handshake resumed a session (by ID or ticket)
+	sslv2Hello     bool       // the app's ClientHello was in SSLv2 format
 	app            *appLookup // the app's process, being resolved (appid.go); nil: its user or address
 	status         int
 	stats          relayStats
@@ -100,6 +101,9 @@ func (ci *connInfo) fields() logrus.Fields {
 	}
 	if ci.reused {
 		f[logfield.UpstreamReused] = true
+	}
+	if ci.sslv2Hello {
+		f[logfield.ClientHello] = "sslv2"
 	}
 	if ci.clientCipher != 0 { // the app-facing handshake was tlsbridge's
 		f[logfield.ClientResumed] = ci.clientResumed

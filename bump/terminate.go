@@ -29,7 +29,7 @@ func (ss *session) peek() (*clientHello, error) {
 	if err != nil {
 		return nil, err
 	}
-	ss.ci.sni = hello.info.ServerName
+	ss.ci.sni, ss.ci.sslv2Hello = hello.info.ServerName, hello.sslv2
 	lo, hi := offeredRange(hello.info.SupportedVersions)
 	ss.ci.clientOffered = versionName(lo) + "-" + versionName(hi)
 	ss.ci.clientMax = hi

@@ -33,4 +33,5 @@ const (
 	ClosedBy       = "closed_by"
 	UpstreamReused = "upstream_reused"
 	ClientResumed  = "client_resumed"
+	ClientHello    = "client_hello" // "sslv2" for an SSLv2-format ClientHello
 )
