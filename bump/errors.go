@@ -415,7 +415,7 @@ const (
 )
 
 // hintSSLv2 explains an SSLv2-format ClientHello.
-const hintSSLv2 = "the app sent an SSLv2-format ClientHello; disable SSLv2Hello on the client (Java: -Djdk.tls.client.protocols=TLSv1 and remove SSLv2Hello from https.protocols)"
+const hintSSLv2 = "the app sent an SSLv2-format ClientHello, which this build (crypto/tls only) cannot serve; run tlsbridge-openssl (make build-openssl), whose legacy engine serves it, or disable SSLv2Hello on the client (Java: -Djdk.tls.client.protocols=TLSv1 and remove SSLv2Hello from https.protocols)"
 
 // appVerdict classifies a failed app-facing handshake (see classify).
 func appVerdict(err error, h *clientHello, leafKey ca.KeyType) verdict {
@@ -427,6 +427,10 @@ func appVerdict(err error, h *clientHello, leafKey ca.KeyType) verdict {
 	code, remote := remoteAlert(err)
 	trust := remote && isTrustAlert(code)
 	switch {
+	case errors.Is(err, errSSLv2Hello) && LegacyEngine() != "":
+		// The legacy engine serves SSLv2-format hellos of TLS clients;
+		// what is left is SSL 2.0 itself, or a hello cut short.
+		return verdict{reason: reasonSSLv2Hello, hint: "the app's SSLv2-format ClientHello offers SSL 2.0 only (or was cut short); enable TLS 1.0 or later on the client"}
 	case errors.Is(err, errSSLv2Hello):
 		return verdict{reason: reasonSSLv2Hello, hint: hintSSLv2}
 	case errors.As(err, &nt):
