@@ -65,6 +65,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzPeekClientHello$$' -fuzztime $(FUZZTIME) ./bump
 	$(GO) test -run '^$$' -fuzz '^FuzzSplitTarget$$' -fuzztime $(FUZZTIME) ./bump
 	$(GO) test -run '^$$' -fuzz '^FuzzSSLv2Detector$$' -fuzztime $(FUZZTIME) ./bump
+	$(GO) test -run '^$$' -fuzz '^FuzzReadSSLv2Hello$$' -fuzztime $(FUZZTIME) ./bump
 	$(GO) test -run '^$$' -fuzz '^FuzzReadRequest$$' -fuzztime $(FUZZTIME) ./internal/http1
 	$(GO) test -run '^$$' -fuzz '^FuzzReadResponse$$' -fuzztime $(FUZZTIME) ./internal/http1
 	$(GO) test -run '^$$' -fuzz '^FuzzCopyChunked$$' -fuzztime $(FUZZTIME) ./internal/http1

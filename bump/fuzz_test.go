@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"io"
 	"maps"
@@ -303,6 +304,42 @@ func FuzzSSLv2Detector(f *testing.F) {
 		_, err := peekClientHello(context.Background(), &scriptedConn{script: b})
 		if got := errors.Is(err, errSSLv2Hello); got != v2 {
 			t.Fatalf("peekClientHello(%q): SSLv2 error = %v, isSSLv2Hello = %v (err %v)", b, got, v2, err)
+		}
+	})
+}
+
+// FuzzReadSSLv2Hello: the legacy engine's reader of an SSLv2-format hello
+// (its fixed fields only) never panics, reads no further than its one
+// record, and what it accepts is consistent: the record is exactly the
+// length its header says, the versions are TLS 1.0 to 1.2, and every suite
+// came from a 3-byte spec.
+func FuzzReadSSLv2Hello(f *testing.F) {
+	f.Add(sslv2Hello)
+	f.Add([]byte("\x80\x2e\x01\x00\x02\x00\x15\x00\x00\x00\x10"))
+	f.Add([]byte("\x80\x0b\x01\x03\x01\x00\x00\x00\x00\x00\x10"))
+	f.Add([]byte("\x80"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		head := b[:min(len(b), 5)]
+		c := &scriptedConn{script: b[len(head):], chunk: 7}
+		h, err := readSSLv2Hello(c, head, time.Time{})
+		if err != nil {
+			return
+		}
+		total := 2 + (int(b[0]&0x7f)<<8 | int(b[1]))
+		if len(h.recorded) != total || !bytes.Equal(h.recorded, b[:total]) {
+			t.Fatalf("recorded %d bytes, the header says %d", len(h.recorded), total)
+		}
+		if len(h.info.SupportedVersions) == 0 || h.maxOffered() > tls.VersionTLS12 {
+			t.Fatalf("versions %x", h.info.SupportedVersions)
+		}
+		for _, v := range h.info.SupportedVersions {
+			if v < tls.VersionTLS10 {
+				t.Fatalf("version %x below TLS 1.0 accepted", v)
+			}
+		}
+		specs := int(binary.BigEndian.Uint16(b[5:7]))
+		if len(h.info.CipherSuites) > specs/3 {
+			t.Fatalf("%d suites from %d bytes of specs", len(h.info.CipherSuites), specs)
 		}
 	})
 }
