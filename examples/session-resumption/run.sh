@@ -53,6 +53,7 @@ r=$(second_of -no_ticket)
 expect "static build, session ID only (-no_ticket): not resumed (crypto/tls has no session-ID cache)" "$r" '^New, '
 r=$(second_of)
 expect "static build, ticket: resumed" "$r" '^Reused, '
+expect "static build, ticket: its access line says client_resumed=true" "$(grep 'msg=access' "$WORK/tlsbridge.log" | tail -n 1)" 'client_resumed=true'
 stop tlsbridge
 
 # The legacy engine (make build-openssl): both.
@@ -69,6 +70,7 @@ expect "openssl engine, its access line: client_resumed=true" "$(grep 'msg=acces
 
 r=$(second_of)
 expect "openssl engine, ticket: resumed" "$r" '^Reused, '
+expect "openssl engine, ticket: its access line says client_resumed=true" "$(grep 'msg=access' "$LOG" | tail -n 1)" 'client_resumed=true'
 s_client_app out -sess_out "$WORK/t.pem"
 expect "openssl engine, the ticket's lifetime hint is the session lifetime (3600 s), not 0" "$out" 'lifetime hint: 3600 \(seconds\)'
 
