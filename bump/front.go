@@ -50,45 +50,42 @@ func (s *Server) sniff(ctx context.Context, c net.Conn, inner *chanListener) {
 			return
 		}
 	}
-	var conn net.Conn = c
-	if br.Buffered() > 0 {
-		conn = &peekedConn{Conn: c, r: br}
-	}
+	conn := &peekedConn{Conn: c, r: br} // br holds at least the first byte
 	if first[0] == 0x16 {
 		tc, ok := s.proxyPortTLS(ctx, rt, conn) // logs a failure with a hint
 		if !ok {
 			return
 		}
-		conn = tc
 		br = bufio.NewReaderSize(tc, 1024)
 		conn = &peekedConn{Conn: tc, r: br}
 		tc.SetReadDeadline(rt.handshakeDeadline())
 	}
-	if b, err := br.Peek(len("CONNECT ")); err == nil && string(b) == "CONNECT " {
-		s.readConnect(ctx, rt, conn, br, inner)
-		return
+	// CONNECTs are read here, by internal/http1, also when a 407 asked
+	// for credentials and the app sends them on the same connection:
+	// http.Server (net/http's parser) only sees connections whose next
+	// request is not a CONNECT.
+	for {
+		b, err := br.Peek(len("CONNECT "))
+		if err != nil || string(b) != "CONNECT " {
+			break
+		}
+		if !s.readConnect(rt, conn, br) {
+			return
+		}
+		conn.SetReadDeadline(rt.handshakeDeadline())
 	}
 	conn.SetReadDeadline(time.Time{})
-	s.toHTTPServer(ctx, conn, br, inner)
-}
-
-// toHTTPServer hands a connection whose unread bytes are in br to
-// http.Server (goproxy's plain-HTTP forwarding).
-func (s *Server) toHTTPServer(ctx context.Context, c net.Conn, br *bufio.Reader, inner *chanListener) {
-	if pc, ok := c.(*peekedConn); !ok || pc.r != br {
-		c = &peekedConn{Conn: c, r: br}
-	}
-	if !inner.deliver(ctx, c) {
-		c.Close()
+	if !inner.deliver(ctx, conn) {
+		conn.Close()
 	}
 }
 
 // readConnect reads a CONNECT head with internal/http1 within the
 // handshake timeout, checks it (authentication, loops) and starts the
 // pipeline. A head that is malformed or ambiguous is answered 400 (431 if
-// too large) and the connection closed; a 407 keeps the connection open for
-// the credentials, as http.Server does.
-func (s *Server) readConnect(ctx context.Context, rt *snapshot, c net.Conn, br *bufio.Reader, inner *chanListener) {
+// too large) and the connection closed. It reports true after a 407 that
+// leaves the connection open for the credentials, as http.Server does.
+func (s *Server) readConnect(rt *snapshot, c *peekedConn, br *bufio.Reader) (again bool) {
 	var h http1.Head
 	if err := h.ReadRequest(br, http1.Limits{MaxBytes: rt.lim.MaxHeaderBytes}); err != nil {
 		status := http.StatusBadRequest
@@ -100,7 +97,7 @@ func (s *Server) readConnect(ctx context.Context, rt *snapshot, c net.Conn, br *
 		}
 		s.log.WithField(logfield.ClientAddr, c.RemoteAddr().String()).WithError(err).Debug("CONNECT head refused: closed")
 		c.Close()
-		return
+		return false
 	}
 	c.SetReadDeadline(time.Time{})
 	req := proxyRequest{
@@ -114,13 +111,19 @@ func (s *Server) readConnect(ctx context.Context, rt *snapshot, c net.Conn, br *
 	if ans != nil {
 		ans.write(c, h.Close)
 		if ans.status == http.StatusProxyAuthRequired && !h.Close {
-			s.toHTTPServer(ctx, c, br, inner) // the app may retry with credentials
-			return
+			return true // the app may retry with credentials
 		}
 		c.Close()
-		return
+		return false
 	}
-	s.connect(rt, c, connectRequest{target: req.target, remote: req.remote, user: user})
+	// Nothing pipelined behind the head (the common case): the pipeline
+	// reads the connection itself, without the wrapper.
+	var client net.Conn = c
+	if br.Buffered() == 0 {
+		client = c.Conn
+	}
+	s.connect(rt, client, connectRequest{target: req.target, remote: req.remote, user: user})
+	return false
 }
 
 // front runs before goproxy for every request http.Server reads: proxy
