@@ -72,7 +72,13 @@ func (s *Server) sniff(ctx context.Context, c net.Conn, inner *chanListener) {
 		if !s.readConnect(rt, conn, br) {
 			return
 		}
-		conn.SetReadDeadline(rt.handshakeDeadline())
+		// The retry is a new request: it is checked under the config in
+		// force now (a reload may have renewed the users file), as
+		// http.Server's requests are in front.
+		rt = s.rt.Load()
+		if !s.awaitRetry(ctx, rt, conn, br) {
+			return
+		}
 	}
 	conn.SetReadDeadline(time.Time{})
 	if !inner.deliver(ctx, conn) {
@@ -80,11 +86,31 @@ func (s *Server) sniff(ctx context.Context, c net.Conn, inner *chanListener) {
 	}
 }
 
+// awaitRetry waits, after a 407, for the first byte of the app's next
+// request on c as http.Server waits on a keep-alive connection: up to
+// [limits] idle_timeout (a person may be typing the password), then the
+// handshake timeout for the rest of the head. The connection is not tracked
+// yet, so shutdown ends the wait here. It reports false, with c closed, when
+// the app sent nothing.
+func (s *Server) awaitRetry(ctx context.Context, rt *snapshot, c *peekedConn, br *bufio.Reader) bool {
+	c.SetReadDeadline(time.Now().Add(rt.lim.IdleTimeout))
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	_, err := br.Peek(1)
+	if !stop() || err != nil {
+		s.log.WithField(logfield.ClientAddr, c.RemoteAddr().String()).WithError(err).Debug("no request after a 407: closed")
+		c.Close()
+		return false
+	}
+	c.SetReadDeadline(rt.handshakeDeadline())
+	return true
+}
+
 // readConnect reads a CONNECT head with internal/http1 within the
 // handshake timeout, checks it (authentication, loops) and starts the
 // pipeline. A head that is malformed or ambiguous is answered 400 (431 if
 // too large) and the connection closed. It reports true after a 407 that
-// leaves the connection open for the credentials, as http.Server does.
+// leaves the connection open for the credentials, as http.Server does (not
+// after a head with Connection: close or a body).
 func (s *Server) readConnect(rt *snapshot, c *peekedConn, br *bufio.Reader) (again bool) {
 	var h http1.Head
 	if err := h.ReadRequest(br, http1.Limits{MaxBytes: rt.lim.MaxHeaderBytes}); err != nil {
@@ -109,8 +135,11 @@ func (s *Server) readConnect(rt *snapshot, c *peekedConn, br *bufio.Reader) (aga
 	}
 	user, ans := s.guard(rt, req)
 	if ans != nil {
-		ans.write(c, h.Close)
-		if ans.status == http.StatusProxyAuthRequired && !h.Close {
+		// A head that announced a body is not kept: the body is no
+		// request, and reading it as one would be guessing.
+		keep := ans.status == http.StatusProxyAuthRequired && !h.Close && h.RequestBody() == http1.BodyNone
+		ans.write(c, !keep)
+		if keep {
 			return true // the app may retry with credentials
 		}
 		c.Close()
