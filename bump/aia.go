@@ -273,9 +273,7 @@ func (f *aiaFetcher) get(ctx context.Context, u string, parent *policy.ParentPro
 	if err != nil {
 		return nil, err
 	}
-	if parent != nil && parent.Authorization != "" {
-		req.Header.Set("Proxy-Authorization", parent.Authorization)
-	}
+	setParentAuth(req, parent)
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
 		return nil, err

@@ -114,10 +114,21 @@ func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 // NetConn is the TCP connection, for closeWrite.
 func (c *bufferedConn) NetConn() net.Conn { return c.Conn }
 
+// setParentAuth gives an http:// request sent to the parent p in absolute
+// form (plain forwarding, AIA fetches) p's credentials; a CONNECT carries
+// them in connectParent. Nothing for https:// (tunnelled by
+// connectParent) or without credentials.
+func setParentAuth(req *http.Request, p *policy.ParentProxy) {
+	if p != nil && p.Authorization != "" && req.URL.Scheme == "http" {
+		req.Header.Set("Proxy-Authorization", p.Authorization)
+	}
+}
+
 // proxyFunc is the http.Transport Proxy of a rule with a parent: every
-// plain-HTTP request goes to the parent (absolute-form for http://, a
-// CONNECT for https://); nil without a parent. The parent's credentials
-// are sent by the transport (see newTransport), never put in the URL.
+// request given to it goes to the parent in absolute form (http:// only:
+// newTransport and the AIA fetcher tunnel https:// themselves); nil
+// without a parent. The parent's credentials are set by setParentAuth,
+// never put in the URL.
 func proxyFunc(p *policy.ParentProxy) func(*http.Request) (*url.URL, error) {
 	if p == nil {
 		return nil

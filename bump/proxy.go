@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -44,37 +45,82 @@ func (s *Server) newProxy() *goproxy.ProxyHttpServer {
 	return p
 }
 
-// newTransport is the plain-HTTP transport of one rule: its address (the
-// dial goes there, whatever the URL's host), its server_name and roots and
-// TLS versions for https:// URLs (base, the rule's server-facing template),
-// never the environment's proxy settings (a proxy that follows its own
-// environment can loop into itself).
+// newTransport is the plain-HTTP transport of one rule. Every upstream
+// connection it opens goes through the dial stage's two functions, like a
+// CONNECT under the rule: dialTarget (the rule's address, its parent
+// proxy's CONNECT tunnel) and, for https:// absolute URIs,
+// handshakeTarget (server_name, roots, TLS versions of base, the rule's
+// server-facing template; client_cert; fetch_intermediates), within the
+// upstream timeout. So the parent's verdicts, AIA and client certificates
+// apply to a GET https://… sent to the proxy port as they do to a CONNECT.
+// The one exception is http:// through a parent: it goes there in
+// absolute form (the parent may allow CONNECT to 443 only, as squid does
+// by default), with the parent's credentials (setParentAuth). The
+// environment's proxy settings are never read (a proxy that follows its
+// own environment can loop into itself).
 func (s *Server) newTransport(rule *policy.Rule, base *tls.Config, timeout time.Duration) *http.Transport {
-	tlsCfg := base.Clone()
-	tlsCfg.ServerName = rule.Upstream.ServerName // "" verifies the URL's host
-	dial := s.dial
-	if a := rule.Upstream.Address; a != "" && rule.Upstream.Proxy == nil {
-		dial = func(ctx context.Context, network, _ string) (net.Conn, error) { return s.dial(ctx, network, a) }
+	parent := rule.Upstream.Proxy
+	target := func(addr string, def int) target {
+		host, port := splitTarget(addr, def)
+		a, name := upstreamTarget(rule, host, port)
+		return target{rule: rule, host: host, port: port, addr: a, name: name, tls: base, aia: s.aia}
 	}
-	// With a parent proxy, requests go to it (absolute-form for http://,
-	// CONNECT for https://); the parent resolves the URL's host, so a
-	// rule's address does not apply to plain HTTP there. Its credentials
-	// go in the CONNECT's header here, and in each http:// request's
-	// header in onPlainRequest.
-	var connectHeader http.Header
-	if p := rule.Upstream.Proxy; p != nil && p.Authorization != "" {
-		connectHeader = http.Header{"Proxy-Authorization": {p.Authorization}}
+	var proxy func(*http.Request) (*url.URL, error)
+	if pf := proxyFunc(parent); pf != nil {
+		proxy = func(r *http.Request) (*url.URL, error) {
+			if r.URL.Scheme == "https" {
+				return nil, nil // DialTLSContext tunnels through the parent
+			}
+			return pf(r)
+		}
 	}
 	return &http.Transport{
-		Proxy:                 proxyFunc(rule.Upstream.Proxy),
-		ProxyConnectHeader:    connectHeader,
-		DialContext:           dial,
-		TLSClientConfig:       tlsCfg,
-		TLSHandshakeTimeout:   timeout,
+		Proxy: proxy,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if parent != nil {
+				return s.dial(ctx, network, addr) // the parent itself (absolute form)
+			}
+			ctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			return dialTarget(ctx, s.dial, target(addr, 80))
+		},
+		DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			t := target(addr, 443)
+			raw, err := dialTarget(ctx, s.dial, t)
+			if err != nil {
+				return nil, err
+			}
+			tc, err := handshakeTarget(ctx, raw, t, t.tls, []string{"http/1.1"})
+			if err != nil {
+				return nil, err
+			}
+			return &forwardTLS{Conn: tc, t: t}, nil
+		},
 		ResponseHeaderTimeout: 60 * time.Second,
 		MaxIdleConnsPerHost:   16,
 		IdleConnTimeout:       90 * time.Second,
 	}
+}
+
+// forwardTLS is an upstream connection of newTransport: a TLS 1.3 server's
+// rejection of the client certificate arrives on the first read, after
+// the handshake, and is turned into the same *clientCertError a CONNECT
+// reports (lateClientCertFailure).
+type forwardTLS struct {
+	*tls.Conn
+	t target
+}
+
+func (c *forwardTLS) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		if ce, ok := lateClientCertFailure(c.t, c.Conn, err); ok {
+			return n, c.t.failed("handshake", ce)
+		}
+	}
+	return n, err
 }
 
 // serveNonProxy answers requests that are not proxy requests (a browser
@@ -116,9 +162,7 @@ func (s *Server) onPlainRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.R
 	ctx.RoundTripper = goproxy.RoundTripperFunc(func(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
 		// goproxy has removed the app's own Proxy-Authorization (a hop-by-hop
 		// field); the parent's is tlsbridge's.
-		if parent != nil && parent.Authorization != "" && req.URL.Scheme == "http" {
-			req.Header.Set("Proxy-Authorization", parent.Authorization)
-		}
+		setParentAuth(req, parent)
 		return tr.RoundTrip(req)
 	})
 	return r, nil
@@ -127,12 +171,17 @@ func (s *Server) onPlainRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.R
 func (s *Server) onPlainResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Response {
 	st, _ := ctx.UserData.(*plainState)
 	if resp == nil && ctx.Error != nil {
-		host, _ := splitTarget(ctx.Req.URL.Host, 80)
-		ue := &upstreamError{stage: "dial", host: host, addr: ctx.Req.URL.Host, name: host, err: ctx.Error}
-		if st != nil {
-			ue.rule = st.rule
-			if a := st.rule.Upstream.Address; a != "" {
-				ue.addr = a
+		// The dial stage's own error (dialTarget, handshakeTarget) is
+		// classified as for a CONNECT; any other is a failed dial.
+		var ue *upstreamError
+		if !errors.As(ctx.Error, &ue) {
+			host, _ := splitTarget(ctx.Req.URL.Host, 80)
+			ue = &upstreamError{stage: "dial", host: host, addr: ctx.Req.URL.Host, name: host, err: ctx.Error}
+			if st != nil {
+				ue.rule = st.rule
+				if a := st.rule.Upstream.Address; a != "" {
+					ue.addr = a
+				}
 			}
 		}
 		v := ue.verdict()
