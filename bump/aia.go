@@ -41,11 +41,14 @@ import (
 //     from loopback, link-local or unspecified addresses only when the
 //     server being verified is itself on loopback (a server on the network
 //     cannot make tlsbridge request a local admin port);
-//   - cached by URL until the certificate expires or aiaTTL passes
-//     (failures for aiaNegativeTTL), bounded to aiaCacheSize entries;
+//   - cached by URL, parent and whether a local address was allowed,
+//     until the certificate expires or aiaTTL passes (failures for
+//     aiaNegativeTTL, a refused local URL not at all), bounded to
+//     aiaCacheSize entries; concurrent fetches of one key are one GET;
 //   - the chain is then verified again with the same roots and name: the
 //     fetched certificates are only intermediates, never trusted on their
-//     own.
+//     own; a resumed session, whose chain was verified when it was made,
+//     is checked for expiry and name only.
 
 const (
 	aiaMaxBytes    = 64 << 10 // a certificate is 1-2 KiB; a PKCS #7 bundle a few
@@ -55,7 +58,7 @@ const (
 	aiaCacheSize   = 256
 )
 
-// aiaFetcher fetches and caches intermediates by URL. One per Server (its
+// aiaFetcher fetches and caches intermediates. One per Server (its
 // cache outlives reloads: a URL names the same certificate whatever the
 // policy) and one per `check`.
 type aiaFetcher struct {
@@ -64,7 +67,19 @@ type aiaFetcher struct {
 	metrics *metrics      // nil: check
 
 	mu    sync.Mutex
-	cache map[string]aiaEntry
+	cache map[aiaKey]aiaEntry
+	calls map[aiaKey]*aiaCall // fetches under way, which later askers wait for
+}
+
+// aiaKey is what decides the answer of a fetch, not just its URL: the
+// parent it goes through (another parent may resolve the name
+// differently, or refuse it) and whether a local address is allowed (a
+// remote server's refusal must not answer a loopback server, nor a
+// loopback server's fetch a remote one).
+type aiaKey struct {
+	url    string
+	parent string // the parent proxy's URL and credentials; "" for none
+	local  bool
 }
 
 type aiaEntry struct {
@@ -73,8 +88,17 @@ type aiaEntry struct {
 	expires time.Time
 }
 
+// aiaCall is one fetch under way; done is closed when certs and err are
+// set.
+type aiaCall struct {
+	done  chan struct{}
+	certs []*x509.Certificate
+	err   error
+	ended bool // the fetcher's context ended: the result is its, not the URL's
+}
+
 func newAIAFetcher(dial dialFunc, log *logrus.Entry, m *metrics) *aiaFetcher {
-	return &aiaFetcher{dial: dial, log: log, metrics: m, cache: make(map[string]aiaEntry)}
+	return &aiaFetcher{dial: dial, log: log, metrics: m, cache: make(map[aiaKey]aiaEntry), calls: make(map[aiaKey]*aiaCall)}
 }
 
 // incompleteChainError is a server chain without its intermediate:
@@ -121,6 +145,17 @@ func (f *aiaFetcher) verifyConnection(ctx context.Context, t target, roots *x509
 		if len(certs) == 0 || name == "" {
 			return errors.New("tls: no certificate or no name to verify")
 		}
+		if cs.DidResume {
+			// The session was made by a handshake this function
+			// verified, under the rule's template (its roots, its
+			// session cache) and for this name (the cache's key):
+			// check only what can have changed since, as crypto/tls
+			// does for a resumed session it verified itself.
+			if time.Now().After(certs[0].NotAfter) {
+				return verificationError(certs, x509.CertificateInvalidError{Cert: certs[0], Reason: x509.Expired})
+			}
+			return verificationError(certs, certs[0].VerifyHostname(name))
+		}
 		opts := x509.VerifyOptions{Roots: roots, DNSName: name, Intermediates: x509.NewCertPool()}
 		for _, c := range certs[1:] {
 			opts.Intermediates.AddCert(c)
@@ -159,37 +194,80 @@ func verificationError(certs []*x509.Certificate, err error) error {
 }
 
 // fetch returns the CA certificates at u, from the cache or fetched for t
-// (through its parent); cached reports a cache hit.
+// (through its parent); cached reports that this caller did not fetch
+// (a cache hit, or another handshake's fetch it waited for). Concurrent
+// fetches of one key are coalesced: the first fetches, the others wait
+// for its result (as long as their own ctx lets them), so N handshakes
+// with one incomplete chain cost one GET.
 func (f *aiaFetcher) fetch(ctx context.Context, u string, t target, local bool) (certs []*x509.Certificate, cached bool, err error) {
-	now := time.Now()
-	f.mu.Lock()
-	e, ok := f.cache[u]
-	f.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		f.count("cached")
-		return e.certs, true, e.err
+	parent := ruleParent(t.rule)
+	k := aiaKey{url: u, local: local}
+	if parent != nil {
+		k.parent = parent.URL + "\x00" + parent.Authorization
 	}
+	for {
+		now := time.Now()
+		f.mu.Lock()
+		if e, ok := f.cache[k]; ok && now.Before(e.expires) {
+			f.mu.Unlock()
+			f.count("cached")
+			return e.certs, true, e.err
+		}
+		c, busy := f.calls[k]
+		if !busy {
+			c = &aiaCall{done: make(chan struct{})}
+			f.calls[k] = c
+		}
+		f.mu.Unlock()
+		if !busy {
+			certs, err := f.fetchLeader(ctx, k, parent, c, now)
+			return certs, false, err
+		}
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+		if c.ended {
+			continue // the fetcher gave up for its own reasons: fetch again
+		}
+		f.count("cached")
+		return c.certs, true, c.err
+	}
+}
+
+// fetchLeader fetches k for fetch, publishes the result in c and caches
+// it: certificates until the first expires or aiaTTL passes, failures for
+// aiaNegativeTTL. Not cached: errAIALocal (decided without the network; a
+// server on the network naming local URLs must not fill the cache) and a
+// fetch cut short by the caller's own context.
+func (f *aiaFetcher) fetchLeader(ctx context.Context, k aiaKey, parent *policy.ParentProxy, c *aiaCall, now time.Time) ([]*x509.Certificate, error) {
 	start := time.Now()
-	certs, err = f.get(ctx, u, ruleParent(t.rule), local)
-	e = aiaEntry{certs: certs, err: err, expires: now.Add(aiaNegativeTTL)}
+	certs, err := f.get(ctx, k.url, parent, k.local)
+	e := aiaEntry{certs: certs, err: err, expires: now.Add(aiaNegativeTTL)}
 	if err == nil {
 		f.count("fetched")
 		e.expires = now.Add(aiaTTL)
-		for _, c := range certs {
-			if c.NotAfter.Before(e.expires) {
-				e.expires = c.NotAfter
+		for _, cert := range certs {
+			if cert.NotAfter.Before(e.expires) {
+				e.expires = cert.NotAfter
 			}
 		}
 		if f.log != nil {
-			f.log.WithFields(logrus.Fields{"aia_url": u, logfield.DurationMS: time.Since(start).Milliseconds()}).Debug("fetched intermediate")
+			f.log.WithFields(logrus.Fields{"aia_url": k.url, logfield.DurationMS: time.Since(start).Milliseconds()}).Debug("fetched intermediate")
 		}
 	} else {
 		f.count("failed")
 	}
+	c.certs, c.err, c.ended = certs, err, err != nil && ctx.Err() != nil
 	f.mu.Lock()
-	f.storeLocked(u, e, now)
+	delete(f.calls, k)
+	if !c.ended && !errors.Is(err, errAIALocal) {
+		f.storeLocked(k, e, now)
+	}
 	f.mu.Unlock()
-	return certs, false, err
+	close(c.done)
+	return certs, err
 }
 
 func (f *aiaFetcher) count(result string) {
@@ -198,23 +276,23 @@ func (f *aiaFetcher) count(result string) {
 	}
 }
 
-// storeLocked caches e for u, first dropping expired entries, then (when
+// storeLocked caches e for k, first dropping expired entries, then (when
 // still full) an arbitrary one: the cache is bounded.
-func (f *aiaFetcher) storeLocked(u string, e aiaEntry, now time.Time) {
+func (f *aiaFetcher) storeLocked(k aiaKey, e aiaEntry, now time.Time) {
 	if len(f.cache) >= aiaCacheSize {
-		for k, v := range f.cache {
+		for old, v := range f.cache {
 			if now.After(v.expires) {
-				delete(f.cache, k)
+				delete(f.cache, old)
 			}
 		}
-		for k := range f.cache {
+		for old := range f.cache {
 			if len(f.cache) < aiaCacheSize {
 				break
 			}
-			delete(f.cache, k)
+			delete(f.cache, old)
 		}
 	}
-	f.cache[u] = e
+	f.cache[k] = e
 }
 
 // errAIALocal refuses an AIA URL on a local address for a remote server.

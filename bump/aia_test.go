@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -152,6 +153,9 @@ func newAIAServer(t testing.TB, p *chainPKI, notCA *x509.Certificate) *aiaServer
 			w.Write(p.inter.Raw[:10])
 			w.(http.Flusher).Flush()
 			<-r.Context().Done()
+		case "/slow.der": // long enough for concurrent handshakes to meet
+			time.Sleep(300 * time.Millisecond)
+			w.Write(p.inter.Raw)
 		case "/not-ca":
 			w.Write(notCA.Raw)
 		default:
@@ -277,5 +281,124 @@ func TestAIALocalAddressRefused(t *testing.T) {
 	}
 	if certs, err := f.get(context.Background(), aia.srv.URL+"/inter.der", nil, true); err != nil || len(certs) != 1 {
 		t.Errorf("loopback server, local AIA: %v", err)
+	}
+}
+
+// The cache cannot be poisoned across the keys that decide an answer: a
+// remote server's refusal of a loopback URL does not answer a loopback
+// server asking for the same URL (nor is it cached at all), and what one
+// parent returned is not reused for a rule with another parent.
+func TestAIACacheKeys(t *testing.T) {
+	p := newChainPKI(t, "keys")
+	aia := newAIAServer(t, p, nil)
+	u := aia.srv.URL + "/inter.der"
+	f := newAIAFetcher((&net.Dialer{}).DialContext, nil, nil)
+	remote := target{rule: &policy.Rule{Name: "remote"}}
+	if _, _, err := f.fetch(context.Background(), u, remote, false); err != errAIALocal {
+		t.Fatalf("remote server, loopback AIA: %v, want errAIALocal", err)
+	}
+	if n := len(f.cache); n != 0 {
+		t.Errorf("errAIALocal cached (%d entries)", n)
+	}
+	certs, cached, err := f.fetch(context.Background(), u, remote, true)
+	if err != nil || cached || len(certs) != 1 || aia.hits.Load() != 1 {
+		t.Errorf("loopback server after a remote one's refusal: %d certs, cached %v, err %v, hits %d; want a fetch", len(certs), cached, err, aia.hits.Load())
+	}
+	// And the other way round: a loopback server's result does not
+	// answer a remote server.
+	if _, _, err := f.fetch(context.Background(), u, remote, false); err != errAIALocal {
+		t.Errorf("remote server after a loopback one's fetch: %v, want errAIALocal", err)
+	}
+
+	// Two parents that resolve aia.internal differently: each rule gets
+	// its own parent's answer.
+	evil := newChainPKI(t, "evil")
+	evilAIA := newAIAServer(t, evil, nil)
+	good := newFakeParent(t, map[string]string{"aia.internal:80": aia.srv.Listener.Addr().String()}, "", "")
+	bad := newFakeParent(t, map[string]string{"aia.internal:80": evilAIA.srv.Listener.Addr().String()}, "", "")
+	rule := func(fp *fakeParent) target {
+		var r policy.Rule
+		r.Upstream.Proxy = &policy.ParentProxy{URL: "http://" + fp.addr, Addr: fp.addr}
+		return target{rule: &r}
+	}
+	for _, tt := range []struct {
+		fp   *fakeParent
+		want *x509.Certificate
+	}{{good, p.inter}, {bad, evil.inter}, {good, p.inter}} {
+		certs, _, err := f.fetch(context.Background(), "http://aia.internal/inter.der", rule(tt.fp), false)
+		if err != nil || len(certs) != 1 || !certs[0].Equal(tt.want) {
+			t.Errorf("through %s: %v, want %s", tt.fp.addr, err, tt.want.Subject)
+		}
+	}
+	if g, b := good.gets.Load(), bad.gets.Load(); g != 1 || b != 1 {
+		t.Errorf("parents fetched %d and %d times, want 1 and 1 (the second good fetch from the cache)", g, b)
+	}
+}
+
+// 20 concurrent handshakes with one incomplete chain, before anything is
+// cached: one GET, the others wait for it and share its result.
+func TestAIAConcurrentFetchCoalesced(t *testing.T) {
+	p := newChainPKI(t, "many")
+	aia := newAIAServer(t, p, nil)
+	origin := leafOnlyOrigin(t, p.leaf(t, aia.srv.URL+"/slow.der"))
+	px := startProxy(t, fmt.Sprintf("[upstream]\nca_files = [%q]\n", p.rootFile)+
+		pinRule("many.test", "bump", origin, originName, "fetch_intermediates = true"))
+	const n = 20
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := px.legacyClient(t, clientOpts{version: tls.VersionTLS12})
+			resp, err := client.Get("https://many.test/")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != n || aia.hits.Load() != 1 {
+		t.Errorf("%d/%d handshakes succeeded with %d AIA fetches, want %d with 1", ok.Load(), n, aia.hits.Load(), n)
+	}
+	ms := httptest.NewServer(px.srv.MetricsHandler())
+	defer ms.Close()
+	samples := scrape(t, ms.URL)
+	if f, c := samples[`tlsbridge_aia_fetches_total{result="fetched"}`], samples[`tlsbridge_aia_fetches_total{result="cached"}`]; f != 1 || c != n-1 {
+		t.Errorf("aia fetches: fetched %v, cached %v; want 1 and %d", f, c, n-1)
+	}
+	t.Logf("%d concurrent handshakes, %d AIA GETs", n, aia.hits.Load())
+}
+
+// A resumed session is not verified again from its chain (which was
+// verified when the session was made) but still for expiry and name.
+func TestAIAResumedSession(t *testing.T) {
+	p := newChainPKI(t, "resumed")
+	cert := p.leaf(t, "http://aia.invalid/inter.der") // never fetched
+	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
+	f := newAIAFetcher(func(context.Context, string, string) (net.Conn, error) {
+		t.Error("a resumed session fetched its intermediate")
+		return nil, io.EOF
+	}, nil, nil)
+	empty := x509.NewCertPool() // nothing would verify the chain
+	verify := func(name string, resumed bool) error {
+		return f.verifyConnection(context.Background(), target{rule: &policy.Rule{}}, empty, name, false)(tls.ConnectionState{DidResume: resumed, PeerCertificates: []*x509.Certificate{leaf}})
+	}
+	if err := verify("origin.test", true); err != nil {
+		t.Errorf("resumed, right name: %v", err)
+	}
+	if err := verify("other.test", true); err == nil {
+		t.Error("resumed, wrong name: accepted")
+	}
+	expired := *leaf
+	expired.NotAfter = time.Now().Add(-time.Minute)
+	if err := f.verifyConnection(context.Background(), target{rule: &policy.Rule{}}, empty, "origin.test", false)(tls.ConnectionState{DidResume: true, PeerCertificates: []*x509.Certificate{&expired}}); err == nil {
+		t.Error("resumed, expired leaf: accepted")
 	}
 }
