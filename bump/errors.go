@@ -205,9 +205,7 @@ func (e *upstreamError) verdict() verdict {
 			fmt.Sprintf("The server %s refused the TLS versions tlsbridge may offer it, %s (min_tls/max_tls of %s), with a protocol_version alert.", e.server(), versionRange(e.offers), ruleKey),
 			e.versionFix())
 	case remote && isTrustAlert(code):
-		// The server rejected a certificate: tlsbridge sends none, so
-		// this is a server asking for a client certificate.
-		return bad(reasonUnknownAuthority, e.handshakeCause(ruleKey), e.handshakeFix())
+		return e.trustAlertVerdict()
 	}
 	if p := ruleParent(e.rule); p != nil && errors.Is(e.err, io.EOF) {
 		return bad(reasonParentProxy,
@@ -215,6 +213,22 @@ func (e *upstreamError) verdict() verdict {
 			fmt.Sprintf("Check the parent proxy's logs for %s: it may refuse or intercept TLS to this host; if the server is reachable without the parent, %s.", e.addr, e.setUpstream("proxy", `"direct"`, true)))
 	}
 	return bad(closedOr(e.err, reasonOther), e.handshakeCause(ruleKey), e.handshakeFix())
+}
+
+// trustAlertVerdict explains a server that ended the handshake with an
+// alert about a certificate (bad_certificate, unknown_ca,
+// certificate_unknown) where the handshake did not show it asking for one
+// (a server that asked is a *clientCertError already). The only
+// certificate tlsbridge can send a server is the rule's client_cert: with
+// one, the server rejected it (clientCertVerdict, which names the file);
+// without, the server most likely requires one.
+func (e *upstreamError) trustAlertVerdict() verdict {
+	if e.rule != nil && e.rule.Upstream.ClientCert != nil {
+		return e.clientCertVerdict(&clientCertError{cert: e.rule.Upstream.ClientCert.Leaf, file: e.rule.Upstream.ClientCertFile, err: e.err})
+	}
+	return verdict{reason: reasonClientCert, status: http.StatusBadGateway,
+		cause: fmt.Sprintf("The server %s ended the TLS handshake with an alert about a certificate: %v. tlsbridge sent it no certificate (%s has no client_cert), so the server most likely requires a client certificate (mutual TLS).", e.server(), e.err, upstreamSection(e.rule)),
+		fix:   fmt.Sprintf("If the server requires a client certificate, give tlsbridge the one it expects: %s (with `client_key = \"client-key.pem\"` beside it); otherwise the server's logs name the certificate it rejected.", e.setUpstream("client_cert", `"client.pem"`, true))}
 }
 
 // handshakeCause and handshakeFix explain a TLS handshake with the server
