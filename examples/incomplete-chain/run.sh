@@ -72,6 +72,11 @@ first=$(grep -Eo 'time_total=[0-9.]+' <<<"$out" | cut -d= -f2)
 legacy "https://der2.takap.dev/index.json"
 expect "a second host, the same URL: served from the cache" "$out" '"test": "proxy-test"'
 second=$(grep -Eo 'time_total=[0-9.]+' <<<"$out" | cut -d= -f2)
+# An https:// URL sent to the proxy port as a plain request (no CONNECT):
+# the same dial as a CONNECT, so the chain is completed there too.
+curl_tls out --request-target "https://der2.takap.dev/index.json" "http://127.0.0.1:$PROXY_PORT/" || true
+expect "plain GET https:// on the proxy port: chain completed like a CONNECT" "$out" '"test": "proxy-test"'
+
 legacy "https://p7c.takap.dev/index.json"
 expect "the intermediate as PKCS #7 (.p7c)" "$out" '"test": "proxy-test"'
 

@@ -85,6 +85,12 @@ expect "plain http:// forwarded to squid (absolute-form), which alone resolves p
 
 legacy "https://auth.takap.dev/index.json"
 expect "squid with Basic auth: proxy_auth_file's credentials accepted" "$out" '"test": "proxy-test"'
+# An https:// URL sent to the proxy port as a plain request (no CONNECT;
+# --request-target): the same dial as a CONNECT, a tunnel through squid
+# with the credentials and tlsbridge's verified TLS inside it.
+curl_tls out --request-target "https://auth.takap.dev/index.json" "http://127.0.0.1:$PROXY_PORT/" || true
+expect "plain GET https:// on the proxy port: through squid with Basic auth, like a CONNECT" "$out" '"test": "proxy-test"'
+expect "  ... nginx saw tlsbridge's TLS 1.2+ with the rule's server_name" "$(tail -n 1 "$WORK/nginx/logs/access.log")" ' 200 TLSv1\.[23] .*sni=nginx\.takap\.dev'
 legacy "https://noauth.takap.dev/index.json"
 expect "squid with Basic auth, no credentials: 502 naming proxy_auth_file" "$out" 'refused the CONNECT to origin.internal:[0-9]+ with 407: it requires credentials'
 # shellcheck disable=SC2016 # the backquotes are the hint's own text
