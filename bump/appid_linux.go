@@ -1,6 +1,7 @@
 package bump
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -33,7 +34,7 @@ func lookupSocketProcess(conns [][2]netip.AddrPort, hint []int) ([]procInfo, []b
 	for i, c := range conns {
 		inode, uid, err := sd.inode(c[0], c[1])
 		if err == nil {
-			want["socket:["+inode+"]"], uids[i] = i, uid
+			want["socket:["+strconv.FormatUint(uint64(inode), 10)+"]"], uids[i] = i, uid
 		}
 	}
 	sd.close()
@@ -82,88 +83,178 @@ var errNoProcess = errors.New("the socket has no owner any more")
 // inode and owner uid of one TCP socket at a time, by its four-tuple: an
 // exact lookup, whatever the number of sockets on the host (/proc/net/tcp
 // would list them all).
+//
+// Each request carries its own nlmsg_seq, and only the reply with that seq
+// and the four-tuple asked for answers it: a reply that comes after its
+// request timed out (sockDiagTimeout) is still in the socket's queue when
+// the next request is sent, and read as the next answer it would credit
+// that connection to the process of the one before.
 type sockDiag struct {
-	fd  int
+	fd   int
+	seq  uint32 // the last request's nlmsg_seq
+	late bool   // a request timed out: its reply may come yet
+	// err is the first error reading or writing the socket (not an answer
+	// such as "no such socket"): the socket is no good any more.
+	err error
 	buf []byte
 }
+
+const (
+	sockDiagTimeout = time.Second // for one answer
+	// sockDiagStale bounds the replies to earlier requests read while
+	// waiting for one answer; there is at most one per timed-out request.
+	sockDiagStale = 16
+)
 
 func newSockDiag() (*sockDiag, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
 		return nil, fmt.Errorf("sock_diag: %w", err)
 	}
-	tv := unix.Timeval{Sec: 1}
-	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	return &sockDiag{fd: fd, buf: make([]byte, 4096)}, nil
+	// Connected to the kernel (port 0), so a request is a plain write.
+	if err := unix.Connect(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("sock_diag: %w", err)
+	}
+	if err := setRecvTimeout(fd, sockDiagTimeout); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("sock_diag: %w", err)
+	}
+	return &sockDiag{fd: fd, buf: make([]byte, 8192)}, nil
+}
+
+func setRecvTimeout(fd int, d time.Duration) error {
+	tv := unix.NsecToTimeval(d.Nanoseconds())
+	return unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 }
 
 func (sd *sockDiag) close() { unix.Close(sd.fd) }
 
 // inode is the inode and uid of the socket whose local end is app and
 // whose peer is local.
-func (sd *sockDiag) inode(app, local netip.AddrPort) (inode string, uid int, err error) {
-	if err := unix.Sendto(sd.fd, sockDiagRequest(app, local), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return "", -1, fmt.Errorf("sock_diag: %w", err)
+func (sd *sockDiag) inode(app, local netip.AddrPort) (inode uint32, uid int, err error) {
+	if sd.late {
+		sd.drain()
 	}
-	n, _, err := unix.Recvfrom(sd.fd, sd.buf, 0)
-	if err != nil {
-		return "", -1, fmt.Errorf("sock_diag: %w", err)
+	sd.seq++
+	if _, err := unix.Write(sd.fd, sockDiagRequest(sd.seq, app, local)); err != nil {
+		sd.err = fmt.Errorf("sock_diag: %w", err)
+		return 0, -1, sd.err
 	}
-	msgs, err := syscall.ParseNetlinkMessage(sd.buf[:n])
-	if err != nil {
-		return "", -1, fmt.Errorf("sock_diag: %w", err)
-	}
-	for _, m := range msgs {
+	for range sockDiagStale + 1 {
+		n, err := unix.Read(sd.fd, sd.buf)
 		switch {
-		case m.Header.Type == unix.NLMSG_ERROR:
-			if len(m.Data) >= 4 {
-				if e := int32(binary.NativeEndian.Uint32(m.Data)); e != 0 {
-					return "", -1, fmt.Errorf("sock_diag %s → %s: %w", app, local, unix.Errno(-e))
-				}
+		case err == unix.EINTR: // SO_RCVTIMEO reads are not restarted
+			continue
+		case err == unix.EAGAIN:
+			sd.late = true
+			return 0, -1, fmt.Errorf("sock_diag %s → %s: no answer within %v", app, local, sockDiagTimeout)
+		case err != nil:
+			sd.err = fmt.Errorf("sock_diag: %w", err)
+			return 0, -1, sd.err
+		}
+		inode, uid, ok, err := matchSockDiagReply(sd.buf[:n], sd.seq, app, local)
+		if ok {
+			return inode, uid, err
+		}
+		// A late reply to an earlier request: read on.
+	}
+	sd.late = true
+	return 0, -1, fmt.Errorf("sock_diag %s → %s: no answer among %d replies", app, local, sockDiagStale)
+}
+
+// drain discards the replies waiting in the socket, late answers to
+// requests that timed out.
+func (sd *sockDiag) drain() {
+	for {
+		_, _, err := unix.Recvfrom(sd.fd, sd.buf, unix.MSG_DONTWAIT)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			break
+		}
+	}
+	sd.late = false
+}
+
+// matchSockDiagReply reads b, one datagram from the socket, for the answer
+// to request seq about the socket app → local. ok is false when b does not
+// answer it: a reply to another request (another seq), or about another
+// socket.
+func matchSockDiagReply(b []byte, seq uint32, app, local netip.AddrPort) (inode uint32, uid int, ok bool, err error) {
+	msgs, err := syscall.ParseNetlinkMessage(b)
+	if err != nil {
+		return 0, -1, false, nil // not a whole message: not the answer either
+	}
+	family, id := sockDiagID(app, local)
+	for _, m := range msgs {
+		if m.Header.Seq != seq {
+			continue
+		}
+		switch {
+		case m.Header.Type == unix.NLMSG_ERROR && len(m.Data) >= 4:
+			if e := int32(binary.NativeEndian.Uint32(m.Data)); e != 0 {
+				return 0, -1, true, fmt.Errorf("sock_diag %s → %s: %w", app, local, unix.Errno(-e))
 			}
 		case m.Header.Type == unix.SOCK_DIAG_BY_FAMILY && len(m.Data) >= 72:
 			// struct inet_diag_msg: family, state, timer, retrans; id (48
-			// bytes); expires, rqueue, wqueue, uid, inode.
+			// bytes: sport, dport, src, dst, if, cookie); expires, rqueue,
+			// wqueue, uid, inode.
+			if m.Data[0] != family || !bytes.Equal(m.Data[4:4+len(id)], id[:]) {
+				continue
+			}
 			uid := int(binary.NativeEndian.Uint32(m.Data[64:]))
 			ino := binary.NativeEndian.Uint32(m.Data[68:])
 			if ino == 0 {
-				return "", -1, errNoProcess // closing: no owner any more
+				return 0, -1, true, errNoProcess // closing: no owner any more
 			}
-			return strconv.FormatUint(uint64(ino), 10), uid, nil
+			return ino, uid, true, nil
 		}
 	}
-	return "", -1, fmt.Errorf("sock_diag %s → %s: no answer", app, local)
+	return 0, -1, false, nil
 }
 
-// sockDiagRequest is a netlink message asking for one TCP socket by its
-// four-tuple: struct nlmsghdr, then struct inet_diag_req_v2.
-func sockDiagRequest(app, local netip.AddrPort) []byte {
-	const hdr, req = 16, 56
-	b := make([]byte, hdr+req)
-	ne := binary.NativeEndian
-	ne.PutUint32(b[0:], hdr+req)
-	ne.PutUint16(b[4:], unix.SOCK_DIAG_BY_FAMILY)
-	ne.PutUint16(b[6:], unix.NLM_F_REQUEST)
-	r := b[hdr:]
+// sockDiagID is the address family and the start of struct inet_diag_sockid
+// (sport, dport, src, dst; ports and addresses in network order) naming the
+// socket app → local, as a request carries it and the kernel's reply
+// echoes it.
+func sockDiagID(app, local netip.AddrPort) (family uint8, id [36]byte) {
 	family, a, l := uint8(unix.AF_INET6), app.Addr().As16(), local.Addr().As16()
 	if app.Addr().Unmap().Is4() {
 		// The app's own socket is IPv4 even when tlsbridge's listener is
-		// dual-stack and sees ::ffff:127.0.0.1.
+		// dual-stack and sees ::ffff:127.0.0.1. The kernel puts an IPv4
+		// address in the first 4 bytes of the 16 and zeroes the rest.
 		family = unix.AF_INET
 		a4, l4 := app.Addr().Unmap().As4(), local.Addr().Unmap().As4()
 		a, l = [16]byte{}, [16]byte{}
 		copy(a[:], a4[:])
 		copy(l[:], l4[:])
 	}
-	r[0], r[1] = family, unix.IPPROTO_TCP
-	ne.PutUint32(r[4:], 0xffffffff) // every state
-	id := r[8:]
 	binary.BigEndian.PutUint16(id[0:], app.Port())
 	binary.BigEndian.PutUint16(id[2:], local.Port())
 	copy(id[4:20], a[:])
 	copy(id[20:36], l[:])
-	ne.PutUint32(id[40:], 0xffffffff) // INET_DIAG_NOCOOKIE
-	ne.PutUint32(id[44:], 0xffffffff)
+	return family, id
+}
+
+// sockDiagRequest is a netlink message (number seq) asking for one TCP
+// socket by its four-tuple: struct nlmsghdr, then struct inet_diag_req_v2.
+func sockDiagRequest(seq uint32, app, local netip.AddrPort) []byte {
+	const hdr, req = 16, 56
+	b := make([]byte, hdr+req)
+	ne := binary.NativeEndian
+	ne.PutUint32(b[0:], hdr+req)
+	ne.PutUint16(b[4:], unix.SOCK_DIAG_BY_FAMILY)
+	ne.PutUint16(b[6:], unix.NLM_F_REQUEST)
+	ne.PutUint32(b[8:], seq)
+	r := b[hdr:]
+	family, id := sockDiagID(app, local)
+	r[0], r[1] = family, unix.IPPROTO_TCP
+	ne.PutUint32(r[4:], 0xffffffff) // every state
+	copy(r[8:], id[:])
+	ne.PutUint32(r[8+40:], 0xffffffff) // INET_DIAG_NOCOOKIE
+	ne.PutUint32(r[8+44:], 0xffffffff)
 	return b
 }
 
