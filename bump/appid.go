@@ -54,8 +54,10 @@ func (a appID) key() string {
 
 // lookupFunc finds the processes owning the app ends of conns (each the
 // app's address and port, then tlsbridge's), trying the PIDs in hint first;
-// found[i] is false where none was found.
-type lookupFunc func(conns [][2]netip.AddrPort, hint []int) (procs []procInfo, found []bool)
+// found[i] is false where none was found. st is the platform's state kept
+// between calls (Linux: the sock_diag socket); one goroutine at a time
+// uses it.
+type lookupFunc func(st *lookupState, conns [][2]netip.AddrPort, hint []int) (procs []procInfo, found []bool)
 
 // procInfo is what the platform's lookup finds for one socket.
 type procInfo struct {
@@ -99,7 +101,8 @@ type appLookup struct {
 
 // appResolver maps client connections to processes, off the accept path.
 type appResolver struct {
-	lookup lookupFunc // nil: not supported here
+	lookup lookupFunc  // nil: not supported here
+	st     lookupState // lookup's; the goroutine's until it ends, then close's
 
 	mu     sync.Mutex // guards every appLookup, recent and users
 	queue  chan *appLookup
@@ -127,9 +130,14 @@ func newAppResolver(lookup lookupFunc) *appResolver {
 	return r
 }
 
-// close stops the goroutine and waits for it; it is idempotent.
+// close stops the goroutine, waits for it and closes what the lookups
+// kept open; it is idempotent.
 func (r *appResolver) close() {
-	r.once.Do(func() { close(r.stop) })
+	r.once.Do(func() {
+		close(r.stop)
+		<-r.done
+		r.st.close()
+	})
 	<-r.done
 }
 
@@ -259,7 +267,7 @@ func (r *appResolver) resolve(batch []*appLookup) {
 		conns[i] = l.k
 	}
 	t0 := time.Now()
-	procs, found := r.lookup(conns, hint)
+	procs, found := r.lookup(&r.st, conns, hint)
 	r.spent.Add(int64(time.Since(t0))) // syscalls on /proc: wall time ≈ CPU time
 	for i, l := range batch {
 		var id appID

@@ -33,10 +33,12 @@ func BenchmarkAppLookup(b *testing.B) {
 		k, _ := connKey(s)
 		conns = append(conns, k)
 	}
+	var st lookupState
+	defer st.close()
 	for _, n := range []int{1, 16} {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
 			for b.Loop() {
-				_, found := lookupSocketProcess(conns[:n], []int{os.Getpid()})
+				_, found := lookupSocketProcess(&st, conns[:n], []int{os.Getpid()})
 				if !found[0] {
 					b.Fatal("not found")
 				}

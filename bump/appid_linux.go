@@ -16,28 +16,48 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// lookupState is what the resolver keeps between batches: the sock_diag
+// socket, opened for the first lookup and again after one failed (an
+// answer such as "no such socket" is not a failure).
+type lookupState struct{ sd *sockDiag }
+
+// close closes the socket; the next lookup opens another.
+func (st *lookupState) close() {
+	if st.sd != nil {
+		st.sd.close()
+		st.sd = nil
+	}
+}
+
 // lookupSocketProcess finds the processes that own the TCP sockets whose
 // local end is conns[i][0] and whose peer is conns[i][1] (tlsbridge's end):
-// each socket's inode and owner from the kernel (sock_diag), then the
-// processes holding "socket:[inode]" among their fds, the PIDs in hint
-// first (an app's next connection is usually in the same process), the
-// rest of /proc only for what is still missing. One pass serves the whole
-// batch, so a burst of connections costs one walk of the fd directories.
-func lookupSocketProcess(conns [][2]netip.AddrPort, hint []int) ([]procInfo, []bool) {
+// each socket's inode and owner from the kernel (sock_diag, over st's
+// socket), then the processes holding "socket:[inode]" among their fds,
+// the PIDs in hint first (an app's next connection is usually in the same
+// process), the rest of /proc only for what is still missing. One pass
+// serves the whole batch, so a burst of connections costs one walk of the
+// fd directories.
+func lookupSocketProcess(st *lookupState, conns [][2]netip.AddrPort, hint []int) ([]procInfo, []bool) {
 	procs, found := make([]procInfo, len(conns)), make([]bool, len(conns))
 	want := make(map[string]int, len(conns)) // "socket:[inode]" → index
 	uids := make([]int, len(conns))
-	sd, err := newSockDiag()
-	if err != nil {
-		return procs, found
+	if st.sd == nil {
+		sd, err := newSockDiag()
+		if err != nil {
+			return procs, found
+		}
+		st.sd = sd
 	}
 	for i, c := range conns {
-		inode, uid, err := sd.inode(c[0], c[1])
+		inode, uid, err := st.sd.inode(c[0], c[1])
+		if st.sd.err != nil {
+			st.close()
+			break
+		}
 		if err == nil {
 			want["socket:["+strconv.FormatUint(uint64(inode), 10)+"]"], uids[i] = i, uid
 		}
 	}
-	sd.close()
 	scan := func(pid int) {
 		for _, i := range fdsLinkedTo(pid, want) {
 			procs[i], found[i] = procOf(pid, uids[i]), true

@@ -11,7 +11,12 @@ import (
 // so apps are known by their proxy user or their address.
 const processLookup = false
 
-func lookupSocketProcess(conns [][2]netip.AddrPort, _ []int) ([]procInfo, []bool) {
+// lookupState is empty: there is nothing to keep.
+type lookupState struct{}
+
+func (*lookupState) close() {}
+
+func lookupSocketProcess(_ *lookupState, conns [][2]netip.AddrPort, _ []int) ([]procInfo, []bool) {
 	return make([]procInfo, len(conns)), make([]bool, len(conns))
 }
 

@@ -186,3 +186,65 @@ func socketLink(t *testing.T, c net.Conn) string {
 	}
 	return link
 }
+
+// TestLookupKeepsOneSocket: the resolver's lookups share one sock_diag
+// socket; after it fails (here: its peer is gone), the next lookup opens
+// another and finds the process again.
+func TestLookupKeepsOneSocket(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	k, _ := connKey(s)
+	conns, hint := [][2]netip.AddrPort{k}, []int{os.Getpid()}
+
+	var st lookupState
+	defer st.close()
+	lookup := func(what string) {
+		t.Helper()
+		procs, found := lookupSocketProcess(&st, conns, hint)
+		if !found[0] || procs[0].pid != os.Getpid() {
+			t.Fatalf("%s: found %v, %+v; want pid %d", what, found[0], procs[0], os.Getpid())
+		}
+	}
+	lookup("first lookup")
+	if st.sd == nil {
+		t.Fatal("no socket kept after the first lookup")
+	}
+	first := st.sd
+	lookup("second lookup")
+	if st.sd != first {
+		t.Fatal("the second lookup opened another socket")
+	}
+
+	// The socket breaks: a datagram socket whose peer is closed.
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fds[1])
+	netlinkFD := first.fd
+	defer unix.Close(netlinkFD)
+	first.fd = fds[0]
+	if _, found := lookupSocketProcess(&st, conns, hint); found[0] {
+		t.Fatal("found the process over a broken socket")
+	}
+	if st.sd != nil {
+		t.Fatal("the broken socket was kept")
+	}
+	lookup("lookup after the failure")
+	if st.sd == nil || st.sd == first {
+		t.Fatal("no new socket after the failure")
+	}
+}
