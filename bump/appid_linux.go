@@ -278,9 +278,20 @@ func sockDiagRequest(seq uint32, app, local netip.AddrPort) []byte {
 	return b
 }
 
+// fdScanMax caps the fds read per process: a readlink each, about 1 µs,
+// so one process costs at most a few ms of the resolver's budget however
+// many fds it holds (a busy server can hold hundreds of thousands). A
+// socket beyond the cap in a process that large is not found, and its
+// connection is known by its address.
+const fdScanMax = 4096
+
 // fdsLinkedTo returns the indexes of the links in want that pid holds as
-// fds, and removes them from want.
+// fds, among its first fdScanMax, and removes them from want.
 func fdsLinkedTo(pid int, want map[string]int) []int {
+	return fdsLinkedToMax(pid, want, fdScanMax)
+}
+
+func fdsLinkedToMax(pid int, want map[string]int, limit int) []int {
 	dir := "/proc/" + strconv.Itoa(pid) + "/fd/"
 	d, err := os.Open(dir)
 	if err != nil {
@@ -288,8 +299,9 @@ func fdsLinkedTo(pid int, want map[string]int) []int {
 	}
 	defer d.Close()
 	var got []int
-	for len(want) > 0 {
-		names, err := d.Readdirnames(256)
+	for scanned := 0; len(want) > 0 && scanned < limit; {
+		names, err := d.Readdirnames(min(256, limit-scanned))
+		scanned += len(names)
 		for _, n := range names {
 			l, err := os.Readlink(dir + n)
 			if err != nil || !strings.HasPrefix(l, "socket:[") {

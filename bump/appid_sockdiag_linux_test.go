@@ -248,3 +248,29 @@ func TestLookupKeepsOneSocket(t *testing.T) {
 		t.Fatal("no new socket after the failure")
 	}
 }
+
+// TestFDScanIsCapped: the walk of a process's fds stops after its limit,
+// so a socket beyond it is not found; within the limit it is.
+func TestFDScanIsCapped(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	link := socketLink(t, c)
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fdsLinkedToMax(os.Getpid(), map[string]int{link: 7}, len(ents)+8); len(got) != 1 || got[0] != 7 {
+		t.Fatalf("within the cap: found %v, want [7]", got)
+	}
+	if got := fdsLinkedToMax(os.Getpid(), map[string]int{link: 7}, 0); len(got) != 0 {
+		t.Fatalf("cap 0: found %v, want nothing", got)
+	}
+}
