@@ -112,6 +112,12 @@ type appResolver struct {
 	done   chan struct{}
 	once   sync.Once
 
+	// closeMu is held for reading while note queues, for writing while
+	// close sets closed: after close, nothing is queued that the goroutine
+	// would not see.
+	closeMu sync.RWMutex
+	closed  bool
+
 	over         atomic.Bool   // the resolver is over its CPU budget
 	unattributed atomic.Uint64 // connections not looked up (over budget, queue full)
 	spent        atomic.Int64  // time spent in lookups, ns
@@ -134,6 +140,9 @@ func newAppResolver(lookup lookupFunc) *appResolver {
 // kept open; it is idempotent.
 func (r *appResolver) close() {
 	r.once.Do(func() {
+		r.closeMu.Lock()
+		r.closed = true
+		r.closeMu.Unlock()
 		close(r.stop)
 		<-r.done
 		r.st.close()
@@ -154,13 +163,21 @@ func connKey(c net.Conn) ([2]netip.AddrPort, bool) {
 
 // note starts resolving the process behind c, a new client connection, and
 // returns the lookup to pass to identify (nil: the address it is). It never
-// blocks: with the queue full, the app is known by its address.
+// blocks: with the queue full, or the resolver closed, the app is known by
+// its address.
 func (r *appResolver) note(c net.Conn) *appLookup {
 	if r == nil || r.lookup == nil {
 		return nil
 	}
 	k, ok := connKey(c)
 	if !ok {
+		return nil
+	}
+	r.closeMu.RLock()
+	defer r.closeMu.RUnlock()
+	if r.closed {
+		// The goroutine is gone or going: a note queued now would never
+		// be looked up, and its identify would wait forever.
 		return nil
 	}
 	if r.over.Load() {
