@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"os/user"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -15,8 +16,8 @@ import (
 // client on this host, the process that owns the client's socket (Linux:
 // /proc, appid_linux.go); else the client's address.
 //
-// Finding the process costs a read of /proc/net/tcp and a walk of
-// /proc/*/fd, far too much for the accept path. So the accept path only
+// Finding the process costs a sock_diag query and a walk of /proc/*/fd,
+// far too much for the accept path. So the accept path only
 // notes the connection (a map entry and a non-blocking channel send); one
 // background goroutine resolves the notes in batches, remembering the
 // processes it found last so that an app's next connection is usually
@@ -69,9 +70,8 @@ type procInfo struct {
 
 // Resolver bounds.
 const (
-	resolveQueue  = 256                   // pending lookups; more fall back to the address
-	resolveRecent = 16                    // processes tried first, before a full /proc walk
-	resolveBatch  = 10 * time.Millisecond // wait this long for more notes: a batch shares one /proc pass
+	resolveQueue  = 256 // pending lookups; more fall back to the address
+	resolveRecent = 16  // processes tried first, before a full /proc walk
 
 	// resolveBudget is the share of the process's CPU time the resolver
 	// may use, over resolveWindow. Finding a process costs a readlink per
@@ -108,9 +108,11 @@ type appResolver struct {
 	queue  chan *appLookup
 	recent []int // PIDs found last, most recent first
 	users  map[int]string
-	stop   chan struct{}
-	done   chan struct{}
-	once   sync.Once
+	// lookupUser is user.LookupId; tests replace it before the first note.
+	lookupUser func(uid string) (*user.User, error)
+	stop       chan struct{}
+	done       chan struct{}
+	once       sync.Once
 
 	// closeMu is held for reading while note queues, for writing while
 	// close sets closed: after close, nothing is queued that the goroutine
@@ -126,7 +128,8 @@ type appResolver struct {
 // newAppResolver starts the resolver's goroutine when lookup is non-nil
 // (the platform can look processes up); close stops it.
 func newAppResolver(lookup lookupFunc) *appResolver {
-	r := &appResolver{lookup: lookup, users: make(map[int]string), stop: make(chan struct{}), done: make(chan struct{})}
+	r := &appResolver{lookup: lookup, users: make(map[int]string), lookupUser: user.LookupId,
+		stop: make(chan struct{}), done: make(chan struct{})}
 	if r.lookup == nil {
 		close(r.done)
 		return r
@@ -274,32 +277,37 @@ func (r *appResolver) run() {
 	}
 }
 
-// resolve looks a batch of connections up and records the results.
+// resolve looks a batch of connections up and records the results. The
+// time it spends, the /proc walk and the user names alike, counts against
+// the CPU budget.
 func (r *appResolver) resolve(batch []*appLookup) {
+	t0 := time.Now()
 	r.mu.Lock()
-	hint := append([]int(nil), r.recent...)
+	hint := slices.Clone(r.recent)
 	r.mu.Unlock()
 	conns := make([][2]netip.AddrPort, len(batch))
 	for i, l := range batch {
 		conns[i] = l.k
 	}
-	t0 := time.Now()
 	procs, found := r.lookup(&r.st, conns, hint)
-	r.spent.Add(int64(time.Since(t0))) // syscalls on /proc: wall time ≈ CPU time
+	ids := make([]appID, len(batch))
 	for i, l := range batch {
-		var id appID
-		if found[i] {
-			pi := procs[i]
-			id = appID{Kind: appProcess, Name: pi.comm, PID: pi.pid, UID: pi.uid, Exe: pi.exe,
-				Addr: l.k[0].Addr().Unmap().String(), User: r.userName(pi.uid)}
-			r.mu.Lock()
-			r.recent = append([]int{pi.pid}, deleteInt(r.recent, pi.pid)...)
-			if len(r.recent) > resolveRecent {
-				r.recent = r.recent[:resolveRecent]
-			}
-			r.mu.Unlock()
+		if !found[i] {
+			continue // the fallback
 		}
-		r.finish(l, id)
+		pi := procs[i]
+		ids[i] = appID{Kind: appProcess, Name: pi.comm, PID: pi.pid, UID: pi.uid, Exe: pi.exe,
+			Addr: l.k[0].Addr().Unmap().String(), User: r.userName(pi.uid)}
+		r.mu.Lock()
+		r.recent = slices.DeleteFunc(r.recent, func(pid int) bool { return pid == pi.pid })
+		r.recent = slices.Insert(r.recent, 0, pi.pid)
+		r.recent = r.recent[:min(len(r.recent), resolveRecent)]
+		r.mu.Unlock()
+	}
+	// Syscalls and file reads (/proc, /etc/passwd): wall time ≈ CPU time.
+	r.spent.Add(int64(time.Since(t0)))
+	for i, l := range batch {
+		r.finish(l, ids[i])
 	}
 }
 
@@ -315,7 +323,7 @@ func (r *appResolver) userName(uid int) string {
 	if ok {
 		return name
 	}
-	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+	if u, err := r.lookupUser(strconv.Itoa(uid)); err == nil {
 		name = u.Username
 	}
 	r.mu.Lock()
@@ -324,16 +332,6 @@ func (r *appResolver) userName(uid int) string {
 	}
 	r.mu.Unlock()
 	return name
-}
-
-func deleteInt(s []int, v int) []int {
-	out := s[:0:0]
-	for _, x := range s {
-		if x != v {
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // cpuBudget tells whether the resolver (its lookup time, spent) used more

@@ -3,6 +3,7 @@ package bump
 import (
 	"net"
 	"net/netip"
+	"os/user"
 	"testing"
 	"time"
 )
@@ -92,4 +93,24 @@ func TestAppResolverAfterClose(t *testing.T) {
 		t.Fatal("identify after close did not call back at once")
 	}
 	r.close() // idempotent
+}
+
+// TestAppResolverCountsUserLookups: the time spent naming a process's user
+// (a passwd lookup, cached per uid) counts against the resolver's CPU
+// budget, as the /proc walk does.
+func TestAppResolverCountsUserLookups(t *testing.T) {
+	const slow = 50 * time.Millisecond
+	r := newAppResolver(fakeLookup(nil))
+	defer r.close()
+	r.lookupUser = func(uid string) (*user.User, error) {
+		time.Sleep(slow)
+		return &user.User{Uid: uid, Username: "slow-user"}, nil
+	}
+	id := identity(t, r, r.note(loopbackConn(40001)), appID{})
+	if id.Kind != appProcess || id.User != "slow-user" {
+		t.Fatalf("identity %+v, want process 42 of slow-user", id)
+	}
+	if spent := time.Duration(r.spent.Load()); spent < slow {
+		t.Fatalf("resolver spent %v, want at least the user lookup's %v", spent, slow)
+	}
 }
