@@ -3,6 +3,7 @@ package bump
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/csv"
 	"fmt"
 	"io"
 	"net/http"
@@ -166,6 +167,54 @@ func TestCensusPageHasNoSecrets(t *testing.T) {
 			if strings.Contains(page, "http://") || strings.Contains(page, "https://") {
 				t.Errorf("page refers to an external address:\n%s", page)
 			}
+		}
+	}
+}
+
+// TestCensusCSVNeutralizesFormulas: app-controlled text (host, process
+// and user names, executable) that a spreadsheet would run as a formula
+// comes out of /census.csv with a leading single quote.
+func TestCensusCSVNeutralizesFormulas(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"=cmd|' /C calc'!A0", "'=cmd|' /C calc'!A0"},
+		{"+SUM(1,2)", "'+SUM(1,2)"},
+		{"-2+3", "'-2+3"},
+		{"@SUM(1)", "'@SUM(1)"},
+		{"\t=1", "'\t=1"},
+		{"\r=1", "'\r=1"},
+		{"example.com", "example.com"},
+		{"", ""},
+	} {
+		if got := csvText(tc.in); got != tc.want {
+			t.Errorf("csvText(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+
+	c := newCensus(10, nil)
+	evil := "=cmd|' /C calc'!A0"
+	c.add(appID{Kind: appProcess, Name: "+calc", UID: 1000, User: "@admin", Exe: "-/bin/x", PID: 7, Addr: "127.0.0.1"},
+		censusObs{at: time.Now(), host: evil, port: 443, action: "bump", offered: tls.VersionTLS10, clientTLS: tls.VersionTLS10})
+	var b strings.Builder
+	if err := writeCensusCSV(&b, c.view()); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(strings.NewReader(b.String())).ReadAll()
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("CSV %q: %d records, %v; want a header and one row", b.String(), len(recs), err)
+	}
+	row := map[string]string{}
+	for i, col := range recs[0] {
+		row[col] = recs[1][i]
+	}
+	want := map[string]string{"host": "'" + evil, "app": "'+calc", "user": "'@admin", "exe": "'-/bin/x", "pid": "7", "uid": "1000"}
+	for col, w := range want {
+		if row[col] != w {
+			t.Errorf("column %s = %q, want %q", col, row[col], w)
+		}
+	}
+	for col, cell := range row {
+		if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+			t.Errorf("column %s = %q starts a formula", col, cell)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"io"
 	"net/http"
 	"slices"
 	"sort"
@@ -60,7 +61,10 @@ var censusCSVHeader = []string{"app", "kind", "pid", "uid", "user", "exe", "addr
 	"first_seen", "last_seen", "connections", "max_offered_tls", "client_tls", "client_cipher", "upstream_tls",
 	"actions", "failures", "failing", "last_failure_reason", "last_failure_fix"}
 
-func writeCensusCSV(w http.ResponseWriter, v censusView) error {
+// writeCensusCSV writes v as CSV. Host names, process names, executables
+// and user names come from apps; a spreadsheet would run a cell such as
+// =cmd|' /C calc'!A0 as a formula, so text cells go through csvText.
+func writeCensusCSV(w io.Writer, v censusView) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write(censusCSVHeader)
 	for _, a := range v.Apps {
@@ -76,14 +80,27 @@ func writeCensusCSV(w http.ResponseWriter, v censusView) error {
 			if h.LastFailure != nil {
 				reason, fix = h.LastFailure.Reason, h.LastFailure.Fix
 			}
-			_ = cw.Write([]string{a.App, a.Kind, pid, uid, a.User, a.Exe, a.Addr, h.Host, strconv.Itoa(h.Port),
+			_ = cw.Write([]string{csvText(a.App), a.Kind, pid, uid, csvText(a.User), csvText(a.Exe), csvText(a.Addr),
+				csvText(h.Host), strconv.Itoa(h.Port),
 				h.FirstSeen.UTC().Format(time.RFC3339), h.LastSeen.UTC().Format(time.RFC3339),
 				strconv.FormatUint(h.Connections, 10), h.MaxOffered, h.ClientTLS, h.ClientCipher, h.UpstreamTLS,
-				countsText(h.Actions), countsText(h.Failures), strconv.FormatBool(h.Failing), reason, fix})
+				csvText(countsText(h.Actions)), csvText(countsText(h.Failures)), strconv.FormatBool(h.Failing),
+				csvText(reason), csvText(fix)})
 		}
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// csvText neutralizes a text cell a spreadsheet would take for a formula:
+// one that starts with =, +, -, @, a tab or a carriage return gets a
+// leading single quote (OWASP, "CSV Injection"). The numbers tlsbridge
+// writes itself (pid, uid, port, counts) do not go through it.
+func csvText(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }
 
 // countsText writes counts as "bump=3 tunnel=1", keys sorted.
