@@ -44,13 +44,20 @@ type appID struct {
 	Addr string // the client IP address
 }
 
-// key groups connections of one app: a user, a process name under one uid
-// (each run of an app has a new PID), or an address.
-func (a appID) key() string {
+// appKey groups connections of one app: a user, a process name under one
+// uid (each run of an app has a new PID), or an address. A comparable
+// struct, so counting a connection builds no string.
+type appKey struct {
+	kind, name string
+	uid        int // process only
+}
+
+func (a appID) key() appKey {
+	k := appKey{kind: a.Kind, name: a.Name}
 	if a.Kind == appProcess {
-		return a.Kind + ":" + a.Name + ":" + strconv.Itoa(a.UID)
+		k.uid = a.UID
 	}
-	return a.Kind + ":" + a.Name
+	return k
 }
 
 // lookupFunc finds the processes owning the app ends of conns (each the

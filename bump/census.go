@@ -31,7 +31,7 @@ var censusSeries = []string{"1.0", "1.1", "1.2", "1.3", "none"}
 
 // censusKey is one row: an app and a destination.
 type censusKey struct {
-	app  string // appID.key
+	app  appKey
 	host string
 	port int
 }
@@ -243,6 +243,7 @@ type censusAppView struct {
 	Exe         string           `json:"exe,omitempty"`
 	Addr        string           `json:"address,omitempty"`
 	MaxOffered  string           `json:"max_offered_tls"`
+	maxOffered  uint16           // MaxOffered's version, for the headline and sorting
 	Legacy      bool             `json:"legacy"` // highest offered version below TLS 1.2
 	Connections uint64           `json:"connections"`
 	Failing     bool             `json:"failing"`
@@ -297,7 +298,7 @@ func (c *census) view() censusView {
 	if c.apps != nil {
 		v.Unattributed = c.apps.unattributed.Load()
 	}
-	apps := map[string]*censusAppView{}
+	apps := map[appKey]*censusAppView{}
 	for el := c.lru.Front(); el != nil; el = el.Next() {
 		r := el.Value.(*censusRow)
 		a := apps[r.key.app]
@@ -323,13 +324,12 @@ func (c *census) view() censusView {
 		if r.first.Before(a.FirstSeen) {
 			a.FirstSeen = r.first
 		}
-		if offered := offeredOf(a.MaxOffered); r.maxOffered > offered {
-			a.MaxOffered = versionLabel(r.maxOffered)
-		}
+		a.maxOffered = max(a.maxOffered, r.maxOffered)
 	}
 	for _, a := range apps {
-		o := offeredOf(a.MaxOffered)
-		a.Legacy = o != 0 && o < tls.VersionTLS12
+		o := a.maxOffered
+		a.MaxOffered = versionLabel(o)
+		a.Legacy = o != 0 && o < tls.VersionTLS12 // SSL 3.0 too
 		switch o {
 		case tls.VersionTLS10:
 			v.NeedTLS10++
@@ -378,21 +378,6 @@ func failureView(f censusFailure) censusFailureView {
 	}
 	return censusFailureView{Time: f.time, App: f.app.Name, Host: f.host, Port: f.port, Side: f.side,
 		Reason: f.reason, Cause: f.cause, Fix: f.fix, ClientTLS: versionLabel(cl)}
-}
-
-// offeredOf is the inverse of versionLabel for the four TLS versions.
-func offeredOf(label string) uint16 {
-	switch label {
-	case "1.0":
-		return tls.VersionTLS10
-	case "1.1":
-		return tls.VersionTLS11
-	case "1.2":
-		return tls.VersionTLS12
-	case "1.3":
-		return tls.VersionTLS13
-	}
-	return 0
 }
 
 func copyCounts(m map[string]uint64) map[string]uint64 {

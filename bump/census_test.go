@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -216,5 +217,34 @@ func TestCensusCSVNeutralizesFormulas(t *testing.T) {
 		if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
 			t.Errorf("column %s = %q starts a formula", col, cell)
 		}
+	}
+}
+
+// TestCensusSSL3IsLegacy: an app whose highest offered version is SSL 3.0
+// is legacy and shown as ssl3.0, and sorts before TLS 1.0 on the page.
+func TestCensusSSL3IsLegacy(t *testing.T) {
+	c := newCensus(10, nil)
+	obs := func(v uint16) censusObs {
+		return censusObs{at: time.Now(), host: "old.test", port: 443, action: "tunnel", offered: v}
+	}
+	c.add(appID{Kind: appAddress, Name: "ssl3-app"}, obs(0x0300))
+	c.add(appID{Kind: appAddress, Name: "tls10-app"}, obs(tls.VersionTLS10))
+	c.add(appID{Kind: appAddress, Name: "tls12-app"}, obs(tls.VersionTLS12))
+	v := c.view()
+	got := map[string]censusAppView{}
+	for _, a := range v.Apps {
+		got[a.App] = a
+	}
+	for name, want := range map[string]struct {
+		label  string
+		legacy bool
+	}{"ssl3-app": {"ssl3.0", true}, "tls10-app": {"1.0", true}, "tls12-app": {"1.2", false}} {
+		if a := got[name]; a.MaxOffered != want.label || a.Legacy != want.legacy {
+			t.Errorf("%s: max offered %q legacy %v, want %q and %v", name, a.MaxOffered, a.Legacy, want.label, want.legacy)
+		}
+	}
+	slices.SortStableFunc(v.Apps, pageSorts["tls"])
+	if v.Apps[0].App != "ssl3-app" || v.Apps[2].App != "tls12-app" {
+		t.Errorf("sorted by TLS: %s, %s, %s; want ssl3-app first, tls12-app last", v.Apps[0].App, v.Apps[1].App, v.Apps[2].App)
 	}
 }

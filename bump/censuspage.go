@@ -171,16 +171,16 @@ type chartLegend struct{ Series, Class string }
 // next), by name, by connections, by last seen.
 var pageSorts = map[string]func(a, b censusAppView) int{
 	"tls": func(a, b censusAppView) int {
-		return cmp.Or(cmp.Compare(sortVersion(a.MaxOffered), sortVersion(b.MaxOffered)), b.LastSeen.Compare(a.LastSeen))
+		return cmp.Or(cmp.Compare(sortVersion(a.maxOffered), sortVersion(b.maxOffered)), b.LastSeen.Compare(a.LastSeen))
 	},
 	"app":   func(a, b censusAppView) int { return cmp.Compare(a.App, b.App) },
 	"conns": func(a, b censusAppView) int { return cmp.Compare(b.Connections, a.Connections) },
 	"last":  func(a, b censusAppView) int { return b.LastSeen.Compare(a.LastSeen) },
 }
 
-// sortVersion orders versions with unknown last.
-func sortVersion(label string) int {
-	if v := offeredOf(label); v != 0 {
+// sortVersion orders versions, oldest first, none last.
+func sortVersion(v uint16) int {
+	if v != 0 {
 		return int(v)
 	}
 	return 1 << 16
