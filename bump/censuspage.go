@@ -126,13 +126,7 @@ var censusHTML string
 var censusTmpl = template.Must(template.New("census").Funcs(template.FuncMap{
 	"ago":    ago,
 	"counts": countsText,
-	"badge": func(v string) string {
-		switch v {
-		case "1.0", "1.1", "1.2", "1.3":
-			return "b" + strings.ReplaceAll(v, ".", "")
-		}
-		return "bnone"
-	},
+	"badge":  seriesClass,
 	"plural": func(n int, one, many string) string {
 		if n == 1 {
 			return one
@@ -242,11 +236,17 @@ func layoutChart(c censusChartView) chartSVG {
 	return out
 }
 
+// seriesClass is the CSS class of a version label (versionLabel), for
+// the chart and the badges: "1.0" is b10, "ssl3.0" b30, and "none",
+// "other" or anything else bnone.
 func seriesClass(s string) string {
-	if s == "none" {
-		return "bnone"
+	switch s {
+	case "1.0", "1.1", "1.2", "1.3":
+		return "b" + strings.ReplaceAll(s, ".", "")
+	case "ssl3.0":
+		return "b30"
 	}
-	return "b" + strings.ReplaceAll(s, ".", "")
+	return "bnone"
 }
 
 // ago says how long ago t was, in the largest whole unit.
