@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"container/list"
 	"crypto/tls"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -290,17 +291,31 @@ type censusChartView struct {
 
 // view copies the census for display; apps sorted by last seen, newest
 // first, their hosts likewise.
+// Only the copy of the raw rows is made under the lock, so a page load
+// holds up the connections' add for as little as it can.
 func (c *census) view() censusView {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	now := c.now()
 	v := censusView{Generated: now, Capacity: c.max, Rows: len(c.rows), Evicted: c.evicted, Connections: c.total}
+	rows := make([]censusRow, 0, len(c.rows))
+	for el := c.lru.Front(); el != nil; el = el.Next() {
+		r := *el.Value.(*censusRow)
+		r.actions, r.failures = maps.Clone(r.actions), maps.Clone(r.failures) // add writes them in place
+		rows = append(rows, r)                                                // lastFailure: add replaces, never writes it
+	}
+	fails := make([]censusFailure, 0, len(c.fails))
+	for i := range c.fails {
+		fails = append(fails, c.fails[(c.next-1-i+2*len(c.fails))%len(c.fails)]) // newest first
+	}
+	chart := c.chart
+	c.mu.Unlock()
+
 	if c.apps != nil {
 		v.Unattributed = c.apps.unattributed.Load()
 	}
 	apps := map[appKey]*censusAppView{}
-	for el := c.lru.Front(); el != nil; el = el.Next() {
-		r := el.Value.(*censusRow)
+	for i := range rows {
+		r := &rows[i]
 		a := apps[r.key.app]
 		if a == nil {
 			a = appView(r.app)
@@ -309,7 +324,7 @@ func (c *census) view() censusView {
 		}
 		h := censusHostView{Host: r.key.host, Port: r.key.port, FirstSeen: r.first, LastSeen: r.last,
 			Connections: r.conns, MaxOffered: versionLabel(r.maxOffered), ClientTLS: versionLabel(r.clientTLS),
-			UpstreamTLS: versionLabel(r.upstreamTLS), Actions: copyCounts(r.actions), Failures: copyCounts(r.failures), Failing: r.failing}
+			UpstreamTLS: versionLabel(r.upstreamTLS), Actions: r.actions, Failures: r.failures, Failing: r.failing}
 		if r.clientCipher != 0 {
 			h.ClientCipher = tls.CipherSuiteName(r.clientCipher)
 		}
@@ -344,8 +359,7 @@ func (c *census) view() censusView {
 	slices.SortFunc(v.Apps, func(x, y censusAppView) int {
 		return cmp.Or(y.LastSeen.Compare(x.LastSeen), cmp.Compare(x.App, y.App))
 	})
-	for i := range c.fails {
-		f := c.fails[(c.next-1-i+2*len(c.fails))%len(c.fails)] // newest first
+	for _, f := range fails {
 		v.Failures = append(v.Failures, failureView(f))
 	}
 	min0 := now.Unix()/60 - (censusMinutes - 1)
@@ -353,7 +367,7 @@ func (c *census) view() censusView {
 	for si, s := range censusSeries {
 		counts := make([]uint64, censusMinutes)
 		for i := range counts {
-			if b := c.chart[(min0+int64(i))%censusMinutes]; b.minute == min0+int64(i) {
+			if b := chart[(min0+int64(i))%censusMinutes]; b.minute == min0+int64(i) {
 				counts[i] = b.counts[si]
 			}
 		}
@@ -378,17 +392,6 @@ func failureView(f censusFailure) censusFailureView {
 	}
 	return censusFailureView{Time: f.time, App: f.app.Name, Host: f.host, Port: f.port, Side: f.side,
 		Reason: f.reason, Cause: f.cause, Fix: f.fix, ClientTLS: versionLabel(cl)}
-}
-
-func copyCounts(m map[string]uint64) map[string]uint64 {
-	if len(m) == 0 {
-		return nil
-	}
-	out := make(map[string]uint64, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 func later(a, b time.Time) time.Time {

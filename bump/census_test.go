@@ -248,3 +248,44 @@ func TestCensusSSL3IsLegacy(t *testing.T) {
 		t.Errorf("sorted by TLS: %s, %s, %s; want ssl3-app first, tls12-app last", v.Apps[0].App, v.Apps[1].App, v.Apps[2].App)
 	}
 }
+
+// TestCensusViewWhileAdding: views built while connections are added see
+// consistent copies (run with -race: the view reads no row after the lock
+// is released).
+func TestCensusViewWhileAdding(t *testing.T) {
+	c := newCensus(8, nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 2000 {
+			o := censusObs{at: time.Now(), host: fmt.Sprintf("h%d.test", i%12), port: 443, action: "bump",
+				offered: tls.VersionTLS10, clientTLS: tls.VersionTLS10}
+			if i%3 == 0 {
+				o.side, o.reason = sideUpstream, reasonUnknownAuthority
+			}
+			c.add(appID{Kind: appAddress, Name: fmt.Sprintf("app%d", i%5)}, o)
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			if v := c.view(); v.Connections != 2000 || v.Rows != 8 {
+				t.Fatalf("connections %d rows %d, want 2000 and 8", v.Connections, v.Rows)
+			}
+			return
+		default:
+		}
+		v := c.view()
+		for _, a := range v.Apps {
+			for _, h := range a.Hosts {
+				var n uint64
+				for _, x := range h.Actions {
+					n += x
+				}
+				if n != h.Connections {
+					t.Fatalf("%s → %s: actions %v count %d, connections %d", a.App, h.Host, h.Actions, n, h.Connections)
+				}
+			}
+		}
+	}
+}
