@@ -1,7 +1,6 @@
 package bump
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -207,7 +206,6 @@ func matchSockDiagReply(b []byte, seq uint32, app, local netip.AddrPort) (inode 
 	if err != nil {
 		return 0, -1, false, nil // not a whole message: not the answer either
 	}
-	family, id := sockDiagID(app, local)
 	for _, m := range msgs {
 		if m.Header.Seq != seq {
 			continue
@@ -220,8 +218,13 @@ func matchSockDiagReply(b []byte, seq uint32, app, local netip.AddrPort) (inode 
 		case m.Header.Type == unix.SOCK_DIAG_BY_FAMILY && len(m.Data) >= 72:
 			// struct inet_diag_msg: family, state, timer, retrans; id (48
 			// bytes: sport, dport, src, dst, if, cookie); expires, rqueue,
-			// wqueue, uid, inode.
-			if m.Data[0] != family || !bytes.Equal(m.Data[4:4+len(id)], id[:]) {
+			// wqueue, uid, inode. The family is the socket's own: an app's
+			// dual-stack socket (Java's) is AF_INET6 with ::ffff:127.0.0.1
+			// although the request asked AF_INET, so addresses compare
+			// unmapped.
+			d := m.Data
+			if binary.BigEndian.Uint16(d[4:]) != app.Port() || binary.BigEndian.Uint16(d[6:]) != local.Port() ||
+				diagAddr(d[0], d[8:24]) != app.Addr().Unmap() || diagAddr(d[0], d[24:40]) != local.Addr().Unmap() {
 				continue
 			}
 			uid := int(binary.NativeEndian.Uint32(m.Data[64:]))
@@ -233,6 +236,14 @@ func matchSockDiagReply(b []byte, seq uint32, app, local netip.AddrPort) (inode 
 		}
 	}
 	return 0, -1, false, nil
+}
+
+// diagAddr is an address of struct inet_diag_sockid, unmapped.
+func diagAddr(family byte, b []byte) netip.Addr {
+	if family == unix.AF_INET {
+		return netip.AddrFrom4([4]byte(b[:4]))
+	}
+	return netip.AddrFrom16([16]byte(b[:16])).Unmap()
 }
 
 // sockDiagID is the address family and the start of struct inet_diag_sockid

@@ -81,9 +81,26 @@ func TestSockDiagIgnoresLateReplies(t *testing.T) {
 	proxy := netip.MustParseAddrPort("127.0.0.1:3128")
 	a, b := netip.MustParseAddrPort("127.0.0.1:40001"), netip.MustParseAddrPort("127.0.0.1:40002")
 	const inodeA, inodeB = 111, 222
-	for _, tc := range []string{"late-reply-before-next-request", "late-reply-after-next-request", "same-seq-other-socket"} {
+	for _, tc := range []string{"late-reply-before-next-request", "late-reply-after-next-request", "same-seq-other-socket", "dual-stack-app"} {
 		t.Run(tc, func(t *testing.T) {
 			sd, k := newFakeSockDiag(t)
+			if tc == "dual-stack-app" {
+				// Asked as AF_INET, the kernel answers for the app's
+				// AF_INET6 socket with ::ffff:127.0.0.1 (Java does this).
+				go func() {
+					req := k.request()
+					v6 := append([]byte(nil), req...)
+					v6[16] = unix.AF_INET6
+					src, dst := a.Addr().As16(), proxy.Addr().As16() // ::ffff:127.0.0.1
+					copy(v6[16+8+4:], src[:])
+					copy(v6[16+8+20:], dst[:])
+					k.reply(v6, inodeA)
+				}()
+				if ino, _, err := sd.inode(a, proxy); err != nil || ino != inodeA {
+					t.Fatalf("inode(%s) = %d, %v; want %d from the AF_INET6 answer", a, ino, err, inodeA)
+				}
+				return
+			}
 			if tc == "same-seq-other-socket" {
 				done := make(chan struct{})
 				go func() {
