@@ -135,24 +135,7 @@ func (r *Root) Pool() *x509.CertPool {
 // returns its certificate and its PKCS #8 key as PEM.
 func (r *Root) Intermediate(tb testing.TB, cn string) (certPEM, keyPEM []byte) {
 	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatalf("catest: intermediate key: %v", err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{"catest"}},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(23 * time.Hour),
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, r.Cert, key.Public(), r.key)
-	if err != nil {
-		tb.Fatalf("catest: intermediate certificate: %v", err)
-	}
+	der, key := r.issueCA(tb, "intermediate", cn, 0)
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		tb.Fatalf("catest: intermediate key: %v", err)
@@ -166,9 +149,19 @@ func (r *Root) Intermediate(tb testing.TB, cn string) (certPEM, keyPEM []byte) {
 // PEM is its own certificate only.
 func (r *Root) SubRoot(tb testing.TB, cn string) *Root {
 	tb.Helper()
+	der, key := r.issueCA(tb, "sub-root", cn, -1)
+	cert, _ := x509.ParseCertificate(der)
+	return &Root{Cert: cert, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), key: key}
+}
+
+// issueCA signs, with r, a CA certificate named cn for a new P-256 key,
+// valid from an hour ago for a day, with path length pathLen (0: it issues
+// only leaves; -1: no limit); what names it in a failure.
+func (r *Root) issueCA(tb testing.TB, what, cn string, pathLen int) ([]byte, *ecdsa.PrivateKey) {
+	tb.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		tb.Fatalf("catest: sub-root key: %v", err)
+		tb.Fatalf("catest: %s key: %v", what, err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(time.Now().UnixNano()),
@@ -177,13 +170,13 @@ func (r *Root) SubRoot(tb testing.TB, cn string) *Root {
 		NotAfter:              time.Now().Add(23 * time.Hour),
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-		MaxPathLen:            -1,
+		MaxPathLen:            pathLen,
+		MaxPathLenZero:        pathLen == 0,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, r.Cert, key.Public(), r.key)
 	if err != nil {
-		tb.Fatalf("catest: sub-root certificate: %v", err)
+		tb.Fatalf("catest: %s certificate: %v", what, err)
 	}
-	cert, _ := x509.ParseCertificate(der)
-	return &Root{Cert: cert, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), key: key}
+	return der, key
 }
