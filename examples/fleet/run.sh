@@ -138,7 +138,7 @@ phase() { # NAME: requests and failures since the last phase mark
 	echo "$n $f"
 }
 MARK=0
-read -r n f < <(phase)
+phase >phase.out; read -r n f <phase.out # not < <(phase): a subshell would not move MARK
 ((n > 0 && f == 0)) && pass "warm-up: $n requests, 0 failed" || fail "warm-up: $n requests, $f failed"
 
 # 1. SIGTERM: /readyz fails, HAProxy takes b1 out, then its port closes.
@@ -146,7 +146,7 @@ kill -TERM "$(<tlsbridge-b1.pid)"
 down=$(wait_status b1 DOWN) || down=never
 reap "$(<tlsbridge-b1.pid)"
 sleep 1
-read -r n f < <(phase)
+phase >phase.out; read -r n f <phase.out # not < <(phase): a subshell would not move MARK
 echo "    SIGTERM b1: balancer marked it DOWN after ${down} s; $n requests, $f failed"
 ((f == 0)) && pass "SIGTERM: $n requests, 0 failed (DOWN after ${down} s, before the port closed)" ||
 	fail "SIGTERM: $n requests, $f failed, want 0"
@@ -163,7 +163,7 @@ kill -KILL "$pid"
 wait "$pid" 2>/dev/null || true
 down=$(wait_status b1 DOWN) || down=never
 sleep 1
-read -r n f < <(phase)
+phase >phase.out; read -r n f <phase.out # not < <(phase): a subshell would not move MARK
 # Failover: the longest gap between two successful requests in the phase.
 gap=$(awk -v t0="$t0" '$2==200 && $1>=t0-1 {if (p) {d=$1-p; if (d>m) m=d}; p=$1} END {printf "%.2f", m}' requests.log)
 echo "    kill -9 b1: DOWN after ${down} s; $n requests, $f failed; longest gap between successes ${gap} s"
@@ -176,7 +176,7 @@ printf '\n[[rule]]\nhosts = ["*.blocked.test"]\naction = "deny"\n' >>b2/config.t
 kill -HUP "$(<tlsbridge-b2.pid)"
 for ((i = 0; i < 50; i++)); do grep -q 'config reloaded' tlsbridge-b2.log && break; sleep 0.1; done
 sleep 1
-read -r n f < <(phase)
+phase >phase.out; read -r n f <phase.out # not < <(phase): a subshell would not move MARK
 grep -q 'config reloaded.*2 rules' tlsbridge-b2.log && ((f == 0)) &&
 	pass "reload of b2: new config in force, $n requests, 0 failed" ||
 	fail "reload of b2: $n requests, $f failed" "$(tail -n 3 tlsbridge-b2.log)"
