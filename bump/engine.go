@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -16,9 +18,14 @@ import (
 // handshakes crypto/tls cannot do or does slowly:
 //
 //   - an SSLv2-compatible ClientHello (Java 6's default, old OpenSSL);
-//   - an app whose highest version is below TLS 1.2, so that it can
-//     resume by session ID (Windows XP, Java 6) and pays OpenSSL's price
-//     for RSA key exchange (about a third of Go's).
+//   - an app below TLS 1.2 that can only resume by session ID (no
+//     session_ticket extension: Windows XP, Java 6-12) or has only RSA key
+//     exchange, whose RSA decryption costs OpenSSL about a fifth of Go's.
+//
+// An app below TLS 1.2 with ECDHE and tickets stays with crypto/tls:
+// measured with the load tool, its new connections cost 0.61 ms of proxy
+// CPU there and 1.08 ms under OpenSSL 3.0 (whose per-connection object
+// setup is dear), and it resumes by ticket with either.
 //
 // Everything else about the connection — the rule, the minted leaf, the
 // upstream, the relay — is the same for both. The engine is per Server,
@@ -41,10 +48,11 @@ type appState struct {
 }
 
 // legacyTakes reports whether the legacy engine (when built in) takes
-// hello: an SSLv2-format hello always, a TLS hello topping out below TLS
-// 1.2 when the engine shares a suite with it (Debian's libssl has no 3DES
-// or RC4: an app offering only those stays with crypto/tls, which has
-// 3DES).
+// hello (see the list above): an SSLv2-format hello always; a TLS hello
+// topping out below TLS 1.2 that shares a suite with the engine (Debian's
+// libssl has no 3DES or RC4: an app offering only those stays with
+// crypto/tls, which has 3DES) and either sends no session_ticket
+// extension or offers no ECDHE suite.
 func legacyTakes(h *clientHello, engineSuites []uint16) bool {
 	if h.sslv2 {
 		return true
@@ -52,14 +60,24 @@ func legacyTakes(h *clientHello, engineSuites []uint16) bool {
 	if h.maxOffered() >= tls.VersionTLS12 {
 		return false
 	}
+	shared, ecdhe := false, false
 	for _, o := range h.info.CipherSuites {
-		for _, s := range engineSuites {
-			if o == s {
-				return true
-			}
+		if slices.Contains(engineSuites, o) {
+			shared = true
+		}
+		if isECDHE(o) && slices.Contains(legacyClientCipherSuites, o) {
+			ecdhe = true
 		}
 	}
-	return false
+	return shared && (!ecdhe || !slices.Contains(h.info.Extensions, extSessionTicket))
+}
+
+// extSessionTicket is the session_ticket extension (RFC 5077).
+const extSessionTicket = 35
+
+// isECDHE reports the ECDHE suites among legacyClientCipherSuites.
+func isECDHE(id uint16) bool {
+	return strings.HasPrefix(tls.CipherSuiteName(id), "TLS_ECDHE_")
 }
 
 // sessionContext keeps legacy sessions apart by CA and leaf name: an app
