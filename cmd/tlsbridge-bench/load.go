@@ -23,6 +23,9 @@ type recorder struct {
 	latencies []time.Duration
 	firstErr  error
 	state     *tls.ConnectionState // of the first successful handshake
+	// Handshakes, those where the app had a session of the host to offer
+	// (all but its first there), and those that resumed one (-resume).
+	handshakes, offered, resumed int64
 }
 
 func (r *recorder) record(d time.Duration, err error) {
@@ -39,12 +42,41 @@ func (r *recorder) record(d time.Duration, err error) {
 	r.latencies = append(r.latencies, d)
 }
 
-func (r *recorder) handshake(c *tls.Conn) {
+func (r *recorder) handshake(st tls.ConnectionState, offered bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.handshakes++
+	if offered {
+		r.offered++
+	}
+	if st.DidResume {
+		r.resumed++
+	}
 	if r.state == nil {
-		st := c.ConnectionState()
 		r.state = &st
+	}
+}
+
+// appConn is the app's TLS connection through the proxy: a *tls.Conn, or
+// with -resume id an OpenSSL one.
+type appConn interface {
+	io.ReadWriteCloser
+	SetDeadline(t time.Time) error
+}
+
+// appDialer does CONNECT to target and the app's TLS handshake; each
+// simulated app has its own (with -resume id it keeps the app's session).
+type appDialer func(ctx context.Context, target string) (appConn, *bufio.Reader, tls.ConnectionState, error)
+
+// goDialer is the default app: Go's crypto/tls client, resuming by ticket
+// with -resume ticket (base.ClientSessionCache).
+func goDialer(o *options, base *tls.Config) appDialer {
+	return func(ctx context.Context, target string) (appConn, *bufio.Reader, tls.ConnectionState, error) {
+		c, br, err := dial(ctx, o, base, target)
+		if err != nil {
+			return nil, nil, tls.ConnectionState{}, err
+		}
+		return c, br, c.ConnectionState(), nil
 	}
 }
 
@@ -56,11 +88,18 @@ func load(ctx context.Context, o *options, base *tls.Config) (*summary, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
+	newDialer := func() appDialer { return goDialer(o, base) }
+	if o.resume == resumeID {
+		if newDialer, err = sessionIDDialers(o); err != nil {
+			return nil, err
+		}
+	}
 	rec := &recorder{}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range o.clients {
-		wg.Go(func() { client(ctx, o, base, i, rec) })
+		d := newDialer()
+		wg.Go(func() { client(ctx, o, d, i, rec) })
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -76,6 +115,12 @@ func load(ctx context.Context, o *options, base *tls.Config) (*summary, error) {
 	s.P50Ms = ms(percentile(rec.latencies, 50))
 	s.P99Ms = ms(percentile(rec.latencies, 99))
 	s.setState(rec.state)
+	if o.resume != resumeOff {
+		s.Handshakes, s.Offered, s.Resumed = rec.handshakes, rec.offered, rec.resumed
+		if rec.offered > 0 {
+			s.ResumedFraction = float64(rec.resumed) / float64(rec.offered)
+		}
+	}
 	if rec.firstErr != nil {
 		s.FirstError = rec.firstErr.Error()
 	}
@@ -98,10 +143,11 @@ func load(ctx context.Context, o *options, base *tls.Config) (*summary, error) {
 // client runs one simulated app until ctx ends. Errors caused by the end
 // of the run are not counted: a dial may see the deadline pass before
 // ctx.Err() reports it.
-func client(ctx context.Context, o *options, base *tls.Config, id int, rec *recorder) {
+func client(ctx context.Context, o *options, dial appDialer, id int, rec *recorder) {
 	deadline, _ := ctx.Deadline()
 	over := func() bool { return ctx.Err() != nil || !time.Now().Before(deadline) }
 	n := id
+	seen := map[string]bool{} // hosts this app has a session of (-resume)
 	for !over() {
 		target := o.target
 		if o.hosts > 0 {
@@ -109,14 +155,17 @@ func client(ctx context.Context, o *options, base *tls.Config, id int, rec *reco
 			n += o.clients
 		}
 		t0 := time.Now()
-		conn, br, err := dial(ctx, o, base, target)
+		conn, br, st, err := dial(ctx, target)
 		if err != nil {
 			if !over() {
 				rec.record(0, err)
 			}
 			continue
 		}
-		rec.handshake(conn)
+		rec.handshake(st, seen[target])
+		if o.resume != resumeOff {
+			seen[target] = true
+		}
 		for {
 			conn.SetDeadline(time.Now().Add(10 * time.Second))
 			_, err := get(conn, br, target, o.path, o.close)
@@ -139,26 +188,9 @@ func hostN(target string, n int) string {
 
 // dial does CONNECT and the app's TLS handshake with full verification.
 func dial(ctx context.Context, o *options, base *tls.Config, target string) (*tls.Conn, *bufio.Reader, error) {
-	d := net.Dialer{Timeout: 5 * time.Second}
-	raw, err := d.DialContext(ctx, "tcp", o.proxy)
+	raw, err := connect(ctx, o, target)
 	if err != nil {
 		return nil, nil, err
-	}
-	raw.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(raw, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
-	br := bufio.NewReader(raw)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		raw.Close()
-		return nil, nil, fmt.Errorf("CONNECT %s: %w", target, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		raw.Close()
-		return nil, nil, fmt.Errorf("CONNECT %s: %s", target, resp.Status)
-	}
-	if br.Buffered() > 0 {
-		raw.Close()
-		return nil, nil, fmt.Errorf("CONNECT %s: %d unexpected bytes after the 200", target, br.Buffered())
 	}
 	host, _, _ := net.SplitHostPort(target)
 	cfg := base.Clone()
@@ -172,12 +204,39 @@ func dial(ctx context.Context, o *options, base *tls.Config, target string) (*tl
 	return tc, bufio.NewReaderSize(tc, 16<<10), nil
 }
 
+// connect opens a tunnel to target through the proxy; the connection has
+// a 10 s deadline, for the handshake.
+func connect(ctx context.Context, o *options, target string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	raw, err := d.DialContext(ctx, "tcp", o.proxy)
+	if err != nil {
+		return nil, err
+	}
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(raw, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+	br := bufio.NewReader(raw)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("CONNECT %s: %w", target, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		raw.Close()
+		return nil, fmt.Errorf("CONNECT %s: %s", target, resp.Status)
+	}
+	if br.Buffered() > 0 {
+		raw.Close()
+		return nil, fmt.Errorf("CONNECT %s: %d unexpected bytes after the 200", target, br.Buffered())
+	}
+	return raw, nil
+}
+
 // get sends one GET, reads the whole response and returns the body size.
 // With closeConn the request carries "Connection: close", as a one-shot app
 // sends it (Python's urllib, PHP streams, Java with http.keepAlive=false);
 // the response is still read to its end (its Content-Length, or the
 // proxy's close when it has none) before the caller closes.
-func get(c *tls.Conn, br *bufio.Reader, target, path string, closeConn bool) (int64, error) {
+func get(c io.Writer, br *bufio.Reader, target, path string, closeConn bool) (int64, error) {
 	// Host carries the port unless it is https's default (RFC 9110 7.2):
 	// a proxy that routes by Host (squid) would otherwise dial port 443.
 	host := target

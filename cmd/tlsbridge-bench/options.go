@@ -23,7 +23,7 @@ type options struct {
 	duration  time.Duration
 	keepAlive bool
 	close     bool
-	resume    bool
+	resume    resumeMode
 	hosts     int
 	path      string
 	pids      []int
@@ -49,6 +49,42 @@ var suiteSets = map[string][]uint16{
 	"modern": nil,
 }
 
+// resumeMode is how an app resumes its TLS sessions (-resume).
+type resumeMode int
+
+const (
+	resumeOff    resumeMode = iota
+	resumeTicket            // RFC 5077 tickets, Go's client cache
+	resumeID                // RFC 5246 session IDs, OpenSSL's client
+)
+
+func (m resumeMode) String() string {
+	return [...]string{"off", "ticket", "id"}[m]
+}
+
+// MarshalText lets flag.TextVar print the default.
+func (m resumeMode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+func (m *resumeMode) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "off", "":
+		*m = resumeOff
+	case "ticket":
+		*m = resumeTicket
+	case "id":
+		*m = resumeID
+	default:
+		return fmt.Errorf("%q is not a resumption mode (want off, ticket or id)", b)
+	}
+	return nil
+}
+
+// minResumed is the share of handshakes a -resume run must resume: the
+// first handshake of each app is full, the rest should all resume, so
+// less means the proxy (or the tool) does not resume and the run measured
+// something else.
+const minResumed = 0.9
+
 var tlsVersions = map[string]uint16{"1.0": tls.VersionTLS10, "1.1": tls.VersionTLS11, "1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}
 
 func parseOptions(args []string, out io.Writer) (*options, error) {
@@ -65,7 +101,7 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	fs.DurationVar(&o.duration, "d", 10*time.Second, "duration")
 	fs.BoolVar(&o.keepAlive, "keepalive", false, "reuse each connection for many requests (else one request per connection)")
 	fs.BoolVar(&o.close, "close", false, "send \"Connection: close\" with each one-shot request, as Python's urllib, PHP streams and Java with http.keepAlive=false do (not with -keepalive or -idle)")
-	fs.BoolVar(&o.resume, "resume", false, "offer TLS session resumption to the proxy")
+	fs.TextVar(&o.resume, "resume", resumeOff, "session resumption: off; ticket (Go's client, session tickets); id (by session ID, no tickets, as Windows XP and Java 6 do: OpenSSL's client, build with -tags openssl); a run that asks for it fails below 90% resumed")
 	fs.IntVar(&o.hosts, "hosts", 0, "number of distinct host names (cold-host runs)")
 	fs.StringVar(&o.path, "path", "/", "request path")
 	fs.StringVar(&pids, "pid", "", "proxy PIDs, comma-separated; each counts with its child processes (squid's helpers): CPU time per operation and memory")
@@ -103,6 +139,12 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	}
 	if o.bulk > 0 && o.idle > 0 {
 		return nil, errors.New("-bulk and -idle are separate modes; pick one")
+	}
+	if o.resume == resumeID && (o.bulk > 0 || o.idle > 0) {
+		return nil, errors.New("-resume id is for load runs (new-conn or -keepalive), not -bulk or -idle")
+	}
+	if o.resume == resumeID && o.version == tls.VersionTLS13 {
+		return nil, errors.New("-resume id: TLS 1.3 has no session-ID resumption; use -tls 1.0, 1.1 or 1.2")
 	}
 	if o.close && (o.keepAlive || o.idle > 0) {
 		return nil, errors.New("-close is for one request per connection; it cannot go with -keepalive or -idle")

@@ -7,34 +7,42 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 )
 
 // summary is one run's result: the text report and the -json line.
 type summary struct {
-	Label         string  `json:"label,omitempty"`
-	Mode          string  `json:"mode"` // new-conn, keep-alive, bulk or idle
-	TLS           string  `json:"tls"`
-	Suites        string  `json:"suites"`
-	Resume        bool    `json:"resume"`
-	Close         bool    `json:"connection_close,omitempty"` // -close: each request carried "Connection: close"
-	Hosts         int     `json:"hosts,omitempty"`
-	Clients       int     `json:"clients"`
-	Seconds       float64 `json:"seconds"`
-	Ops           int64   `json:"ops"`
-	Errors        int64   `json:"errors"`
-	FirstError    string  `json:"first_error,omitempty"`
-	OpsPerSec     float64 `json:"ops_per_sec"`
-	P50Ms         float64 `json:"p50_ms"`
-	P99Ms         float64 `json:"p99_ms"`
-	CPUSeconds    float64 `json:"proxy_cpu_s"`
-	CPUPerOpUs    float64 `json:"proxy_cpu_per_op_us,omitempty"`
-	Bytes         int64   `json:"bytes,omitempty"`
-	MBPerSec      float64 `json:"mb_per_s,omitempty"`
-	CPUSecPerGiB  float64 `json:"proxy_cpu_s_per_gib,omitempty"`
-	IdleConns     int     `json:"idle_conns,omitempty"`
-	RSSBeforeKiB  int64   `json:"rss_before_kib,omitempty"`
-	RSSAfterKiB   int64   `json:"rss_after_kib,omitempty"`
-	RSSPerConnKiB float64 `json:"rss_per_conn_kib,omitempty"`
+	Label  string `json:"label,omitempty"`
+	Mode   string `json:"mode"` // new-conn, keep-alive, bulk or idle
+	TLS    string `json:"tls"`
+	Suites string `json:"suites"`
+	Resume string `json:"resume"` // off, ticket or id
+	// With -resume: the app's handshakes, those where it had a session to
+	// offer (all but each app's first with a host), how many resumed, and
+	// resumed ÷ offered.
+	Handshakes      int64   `json:"handshakes,omitempty"`
+	Offered         int64   `json:"offered,omitempty"`
+	Resumed         int64   `json:"resumed,omitempty"`
+	ResumedFraction float64 `json:"resumed_fraction,omitempty"`
+	Close           bool    `json:"connection_close,omitempty"` // -close: each request carried "Connection: close"
+	Hosts           int     `json:"hosts,omitempty"`
+	Clients         int     `json:"clients"`
+	Seconds         float64 `json:"seconds"`
+	Ops             int64   `json:"ops"`
+	Errors          int64   `json:"errors"`
+	FirstError      string  `json:"first_error,omitempty"`
+	OpsPerSec       float64 `json:"ops_per_sec"`
+	P50Ms           float64 `json:"p50_ms"`
+	P99Ms           float64 `json:"p99_ms"`
+	CPUSeconds      float64 `json:"proxy_cpu_s"`
+	CPUPerOpUs      float64 `json:"proxy_cpu_per_op_us,omitempty"`
+	Bytes           int64   `json:"bytes,omitempty"`
+	MBPerSec        float64 `json:"mb_per_s,omitempty"`
+	CPUSecPerGiB    float64 `json:"proxy_cpu_s_per_gib,omitempty"`
+	IdleConns       int     `json:"idle_conns,omitempty"`
+	RSSBeforeKiB    int64   `json:"rss_before_kib,omitempty"`
+	RSSAfterKiB     int64   `json:"rss_after_kib,omitempty"`
+	RSSPerConnKiB   float64 `json:"rss_per_conn_kib,omitempty"`
 	// What the app negotiated with the proxy, e.g. "TLS 1.0" and
 	// "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", and the leaf's key type.
 	Version string `json:"negotiated_tls,omitempty"`
@@ -45,7 +53,7 @@ type summary struct {
 func newSummary(o *options, mode string) *summary {
 	return &summary{
 		Label: o.label, Mode: mode, TLS: tlsName(o.version), Suites: o.suiteSet,
-		Resume: o.resume, Close: o.close, Hosts: o.hosts, Clients: o.clients,
+		Resume: o.resume.String(), Close: o.close, Hosts: o.hosts, Clients: o.clients,
 	}
 }
 
@@ -55,6 +63,11 @@ func (s *summary) setState(st *tls.ConnectionState) {
 	}
 	s.Version = tls.VersionName(st.Version)
 	s.Cipher = tls.CipherSuiteName(st.CipherSuite)
+	if len(st.PeerCertificates) == 0 && strings.HasPrefix(s.Cipher, "TLS_RSA_") {
+		// OpenSSL's client (-resume id) reports no certificates; RSA key
+		// exchange encrypts to the leaf's RSA key (RFC 5246 7.4.7.1).
+		s.LeafKey = "RSA"
+	}
 	if len(st.PeerCertificates) > 0 {
 		switch st.PeerCertificates[0].PublicKeyAlgorithm {
 		case x509.RSA:
@@ -89,6 +102,7 @@ func (s *summary) writeJSON(w io.Writer) error {
 	r(&s.MBPerSec, 10)
 	r(&s.CPUSecPerGiB, 1000)
 	r(&s.RSSPerConnKiB, 10)
+	r(&s.ResumedFraction, 1000)
 	return json.NewEncoder(w).Encode(s)
 }
 
@@ -120,6 +134,10 @@ func (s *summary) writeText(w io.Writer) {
 		fmt.Fprintf(w, "latency     p50 %.3f ms  p99 %.3f ms\n", s.P50Ms, s.P99Ms)
 		if s.CPUSeconds > 0 {
 			fmt.Fprintf(w, "proxy CPU   %.2f s total, %.1f µs/%s\n", s.CPUSeconds, s.CPUPerOpUs, unit)
+		}
+		if s.Resume != "off" {
+			fmt.Fprintf(w, "resumed     %d of %d handshakes that offered a session (%.1f%%, by %s; %d handshakes)\n",
+				s.Resumed, s.Offered, 100*s.ResumedFraction, s.Resume, s.Handshakes)
 		}
 	}
 	if s.FirstError != "" {

@@ -34,7 +34,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		MaxVersion:   o.version,
 		CipherSuites: o.suites,
 	}
-	if o.resume {
+	if o.resume == resumeTicket {
 		base.ClientSessionCache = tls.NewLRUClientSessionCache(1024)
 	}
 	var s *summary
@@ -58,6 +58,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if s.Errors > 0 {
 		return fmt.Errorf("%d errors (first: %s)", s.Errors, s.FirstError)
+	}
+	if o.resume != resumeOff && s.Offered > 0 && s.ResumedFraction < minResumed {
+		return fmt.Errorf("-resume %s: %d of %d handshakes that offered a session resumed (%.1f%%, want at least %.0f%%): the proxy does not resume these sessions",
+			o.resume, s.Resumed, s.Offered, 100*s.ResumedFraction, 100*minResumed)
 	}
 	return nil
 }

@@ -186,6 +186,9 @@ func TestParseOptions(t *testing.T) {
 		{[]string{"-bulk", "256MiB"}, func(o *options) bool { return o.bulk == 256<<20 }},
 		{[]string{"-close"}, func(o *options) bool { return o.close && !o.keepAlive }},
 		{[]string{"-tls", "1.2", "-suites", "modern"}, func(o *options) bool { return o.version == tls.VersionTLS12 && o.suites == nil }},
+		{nil, func(o *options) bool { return o.resume == resumeOff }},
+		{[]string{"-resume", "ticket"}, func(o *options) bool { return o.resume == resumeTicket }},
+		{[]string{"-resume", "id", "-suites", "rsa"}, func(o *options) bool { return o.resume == resumeID }},
 	}
 	for _, g := range good {
 		o, err := parseOptions(append(base, g.args...), io.Discard)
@@ -194,14 +197,17 @@ func TestParseOptions(t *testing.T) {
 		}
 	}
 	bad := map[string][]string{
-		"-tls":     {"-tls", "1.4"},
-		"-suites":  {"-suites", "export"},
-		"-pid":     {"-pid", "12,x"},
-		"-bulk":    {"-bulk", "lots"},
-		"separate": {"-bulk", "1M", "-idle", "3"},
-		"-c":       {"-c", "0"},
-		"-close":   {"-close", "-keepalive"},
-		"-idle":    {"-close", "-idle", "3"},
+		"-tls":         {"-tls", "1.4"},
+		"-suites":      {"-suites", "export"},
+		"-pid":         {"-pid", "12,x"},
+		"-bulk":        {"-bulk", "lots"},
+		"separate":     {"-bulk", "1M", "-idle", "3"},
+		"-c":           {"-c", "0"},
+		"-close":       {"-close", "-keepalive"},
+		"-idle":        {"-close", "-idle", "3"},
+		"ticket or id": {"-resume", "yes"},
+		"TLS 1.3":      {"-resume", "id", "-tls", "1.3"},
+		"not -bulk":    {"-resume", "id", "-bulk", "1M"},
 	}
 	for want, args := range bad {
 		if _, err := parseOptions(append(base, args...), io.Discard); err == nil || !strings.Contains(err.Error(), want) {
