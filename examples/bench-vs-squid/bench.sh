@@ -12,7 +12,13 @@
 # Knobs: BENCH_DURATION (5s), BENCH_CLIENTS (16), BENCH_IDLE (1000),
 # BENCH_COLD_HOSTS (20000), BENCH_ROUNDS (1; the table shows each median),
 # BENCH_OUT=DIR keeps results.jsonl and table.md,
-# TLSBRIDGE_BENCH=PATH uses a built load tool instead of `go build`.
+# TLSBRIDGE_BENCH=PATH uses a built load tool instead of `go build`
+# (it needs -tags openssl for rsa-resume), TLSBRIDGE_OPENSSL=PATH the
+# legacy-engine build (bin/tlsbridge-openssl, made with `make
+# build-openssl` when missing; BENCH_OPENSSL=0 runs without it).
+# Both builds of tlsbridge run every scenario (the static one all but
+# rsa-resume: it has no session-ID cache), so the table shows what the
+# engine changes, also for the modern rows.
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$0")/../lib.sh"
 ex_init bench-vs-squid
@@ -61,8 +67,20 @@ BENCH=${TLSBRIDGE_BENCH:-}
 if [[ -z $BENCH ]]; then
 	need go golang
 	BENCH=$WORK/tlsbridge-bench
-	(cd "$REPO_DIR" && go build -o "$BENCH" ./cmd/tlsbridge-bench) >"$WORK/go-build.log" 2>&1 ||
-		die "go build ./cmd/tlsbridge-bench failed" "$(cat "$WORK/go-build.log")"
+	# -tags openssl: rsa-resume's app resumes by session ID, which only
+	# OpenSSL's client does (Go's resumes by ticket).
+	(cd "$REPO_DIR" && CGO_ENABLED=1 go build -tags openssl -o "$BENCH" ./cmd/tlsbridge-bench) >"$WORK/go-build.log" 2>&1 ||
+		die "CGO_ENABLED=1 go build -tags openssl ./cmd/tlsbridge-bench failed (needs gcc and libssl-dev)" "$(cat "$WORK/go-build.log")"
+fi
+
+# The legacy-engine build, beside the static one.
+OPENSSL=${BENCH_OPENSSL:-1}
+TLSBRIDGE_OPENSSL=${TLSBRIDGE_OPENSSL:-$REPO_DIR/bin/tlsbridge-openssl}
+if ((OPENSSL)) && [[ ! -x $TLSBRIDGE_OPENSSL ]]; then
+	echo "building $TLSBRIDGE_OPENSSL (make build-openssl)"
+	(cd "$REPO_DIR" && make build-openssl) >"$WORK/make-openssl.log" 2>&1 ||
+		die "make build-openssl failed (needs gcc and libssl-dev; BENCH_OPENSSL=0 runs without it)" "$(tail -n 20 "$WORK/make-openssl.log")"
+	[[ -x $TLSBRIDGE_OPENSSL ]] || die "make build-openssl did not make $TLSBRIDGE_OPENSSL (set TLSBRIDGE_OPENSSL=PATH)"
 fi
 
 # squid drops root privileges, so its files must be readable by its user.
@@ -90,6 +108,14 @@ start_nginx "$EX_DIR/nginx.conf" "NGINX_PORT=$NGINX_PORT"
 render "$EX_DIR/config.toml" "$WORK/config.toml" "PROXY_PORT=$PROXY_PORT" "NGINX_PORT=$NGINX_PORT" || die "render config.toml"
 start_tlsbridge "$WORK/config.toml"
 TB_PID=$(<"$WORK/tlsbridge.pid")
+# The openssl build: same config and CA, its own port.
+if ((OPENSSL)); then
+	OSSL_PORT=$(free_port)
+	render "$EX_DIR/config.toml" "$WORK/config-openssl.toml" "PROXY_PORT=$OSSL_PORT" "NGINX_PORT=$NGINX_PORT" || die "render config.toml"
+	start tlsbridge-openssl "$TLSBRIDGE_OPENSSL" run -config "$WORK/config-openssl.toml" -ca-dir "$WORK/ca"
+	wait_port tlsbridge-openssl "$OSSL_PORT"
+	OSSL_PID=$(<"$WORK/tlsbridge-openssl.pid")
+fi
 
 # --- squid
 if ((SQUID)); then
@@ -132,6 +158,7 @@ run_bench() {
 	shift 2
 	case $who in
 	tlsbridge) proxy=127.0.0.1:$PROXY_PORT pid=$TB_PID ca=$WORK/tlsbridge-ca.pem ;;
+	tlsbridge-openssl) proxy=127.0.0.1:$OSSL_PORT pid=$OSSL_PID ca=$WORK/tlsbridge-ca.pem ;;
 	squid) proxy=127.0.0.1:$SQUID_PORT pid=$SQUID_PID ca=$WORK/squid-ca.pem ;;
 	esac
 	out=$(timeout 600 "$BENCH" -proxy "$proxy" -cacert "$ca" -pid "$pid" -json -label "$who $scen" \
@@ -143,12 +170,13 @@ run_bench() {
 	[[ $scen == warmup ]] && return 0
 	echo "$line" >>"$RESULTS"
 	jq -r '"\(.label): \(.ops_per_sec // 0) op/s, \(.mb_per_s // 0) MB/s, p50 \(.p50_ms // 0) ms, p99 \(.p99_ms // 0) ms, CPU \(.proxy_cpu_per_op_us // 0) µs/op, \(.proxy_cpu_s_per_gib // 0) s/GiB, RSS \(.rss_per_conn_kib // 0) KiB/conn, \(.negotiated_tls // "") \(.cipher // "") \(.leaf_key // ""), errors \(.errors)\(if .first_error then " (" + .first_error + ")" else "" end)"' <<<"$line"
-	if [[ $who == tlsbridge ]]; then
-		if ((rc == 0)); then pass "tlsbridge $scen: no errors"; else fail "tlsbridge $scen: errors" "$out"; fi
+	if [[ $who == tlsbridge* ]]; then
+		if ((rc == 0)); then pass "$who $scen: no errors"; else fail "$who $scen: errors" "$out"; fi
 	fi
 }
 
 PROXIES=(tlsbridge)
+((OPENSSL)) && PROXIES+=(tlsbridge-openssl)
 ((SQUID)) && PROXIES+=(squid)
 # Warm up: start squid's helpers, mint origin.test on both.
 for who in "${PROXIES[@]}"; do
@@ -172,6 +200,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		"newconn-legacy|"
 		"newconn-close|-close"
 		"newconn-rsa|-suites rsa"
+		"rsa-resume|-suites rsa -resume id"
 		"keepalive|-keepalive"
 		"bulk-cbc|-bulk $BULK_BYTES -path /bulk"
 		"bulk-gcm|-bulk $BULK_BYTES -path /bulk -tls 1.2 -suites modern"
@@ -183,8 +212,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		if [[ -n ${BENCH_SCENARIOS:-} && " $BENCH_SCENARIOS " != *" $scen "* ]]; then continue; fi
 		read -r -a args <<<"${s#*|}"
 		order=("${PROXIES[@]}")
-		if ((i % 2 == 1 && SQUID)); then order=(squid tlsbridge); fi # alternate who goes first
+		if ((i % 2 == 1)); then # alternate who goes first
+			order=()
+			for ((j = ${#PROXIES[@]} - 1; j >= 0; j--)); do order+=("${PROXIES[j]}"); done
+		fi
 		for who in "${order[@]}"; do
+			# The static build has no session-ID cache: apps that resume
+			# by ID are bin/tlsbridge-openssl's (examples/session-resumption).
+			[[ $scen == rsa-resume && $who == tlsbridge ]] && continue
 			run_bench "$scen" "$who" "${args[@]}"
 		done
 		i=$((i + 1))
@@ -193,7 +228,7 @@ done
 
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), Linux $(uname -r)"
-echo "$("$TLSBRIDGE" version 2>/dev/null | head -n 1), $(go version 2>/dev/null | awk '{print $3}')$( ((SQUID)) && echo ", $(squid -v | head -n 1)"), $(nginx -v 2>&1 | sed 's/.*: //'), $CLIENTS clients, $DURATION per run$( ((ROUNDS > 1)) && echo ", median of $ROUNDS rounds")"
+echo "$("$TLSBRIDGE" version 2>/dev/null | head -n 1)$( ((OPENSSL)) && echo " and $(basename "$TLSBRIDGE_OPENSSL") ($(openssl version | awk '{print $1, $2}'))"), $(go version 2>/dev/null | awk '{print $3}')$( ((SQUID)) && echo ", $(squid -v | head -n 1)"), $(nginx -v 2>&1 | sed 's/.*: //'), $CLIENTS clients, $DURATION per run$( ((ROUNDS > 1)) && echo ", median of $ROUNDS rounds")"
 echo
 jq -rs --argjson squid "$SQUID" -f "$EX_DIR/table.jq" "$RESULTS" | tee "$WORK/table.md"
 if [[ -n ${BENCH_OUT:-} ]]; then

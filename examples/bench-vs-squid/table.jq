@@ -5,7 +5,11 @@
 # squid's; for the other scenarios issue 6's absolute figures (p99 is
 # compared with squid's for every per-connection and per-request row).
 # $squid is 1 when squid ran, 0 for --tlsbridge-only, where the ratio-only
-# targets cannot be judged.
+# targets cannot be judged. Each scenario has a row per tlsbridge build that
+# ran (labels "tlsbridge ..." and "tlsbridge-openssl ..."), both compared
+# with the same squid runs; rsa-resume is the openssl build's only (the
+# static build has no session-ID cache). A -resume run shows its resumed
+# share, and a tlsbridge run below 90% resumed misses.
 def round2: (. * 100 | round) / 100;
 def round3: (. * 1000 | round) / 1000;
 # The run of a proxy and scenario: with several rounds the median by cost,
@@ -30,13 +34,18 @@ def cost($kind):
   elif $kind == "req" then .proxy_cpu_per_op_us
   else (.proxy_cpu_per_op_us // null) | if . == null then null else . / 1000 end end;
 def unit($kind): {bulk: "CPU s/GiB", idle: "KiB RSS/conn", req: "µs CPU/req", conn: "ms CPU/conn", cold: "ms CPU/conn"}[$kind];
+# A row of the openssl build says so after its title.
+def name($b): if $b == "tlsbridge" then "" else " — **bin/tlsbridge-openssl**" end;
+def resumed: (.resumed_fraction // 0) * 100 | round;
 def rate($kind):
-  if . == null then "–"
+  . as $in
+  | if . == null then "–"
   elif (problem) != null then problem
   elif $kind == "bulk" then "\(.mb_per_s | round) MB/s"
   elif $kind == "idle" then "\(.idle_conns) held"
   elif $kind == "req" then "\(.ops_per_sec | round) req/s"
-  else "\(.ops_per_sec | round) conn/s" end;
+  else "\(.ops_per_sec | round) conn/s"
+    + (if (.resume // "off") != "off" then ", \(resumed)% resumed" else "" end) end;
 def latency($kind):
   if . == null or (ok | not) then "–"
   elif $kind == "bulk" then "\(.seconds | round2) s"
@@ -52,7 +61,8 @@ def costcell($kind; $warm):
 [
   {id: "newconn-legacy", kind: "conn", title: "new connection per GET 1 KiB, TLS 1.0, legacy suites (ECDHE + RSA kex, CBC)", eff: 2, target: "≥ 2× squid's conn per CPU-s, p99 ≤ squid's"},
   {id: "newconn-close", kind: "conn", title: "as the first row, the GET carries `Connection: close` (Python urllib, PHP streams, Java keepAlive=false)", eff: 2, target: "≥ 2× squid's conn per CPU-s, p99 ≤ squid's"},
-  {id: "newconn-rsa", kind: "conn", title: "as the first row, an RSA-kex-only app (Java 6, XP)", max: 1.0, target: "≤ 1.0 ms CPU/conn (issue 6)"},
+  {id: "newconn-rsa", kind: "conn", title: "as the first row, an RSA-kex-only app (Java 6, XP), no resumption", eff: 1, max: 1.0, target: "≥ 1× squid's conn per CPU-s (issue 14), ≤ 1.0 ms CPU/conn (issue 6)"},
+  {id: "rsa-resume", kind: "conn", title: "as the RSA-kex-only rows, the app resumes its session by ID, no tickets (XP, Java 6)", eff: 2, resume: true, engines: ["tlsbridge-openssl"], target: "≥ 2× squid's conn per CPU-s (issue 14), ≥ 90% resumed"},
   {id: "keepalive", kind: "req", title: "keep-alive GET 1 KiB, TLS 1.0", eff: 2, target: "≥ 2× squid's req per CPU-s, p99 ≤ squid's"},
   {id: "bulk-cbc", kind: "bulk", title: "bulk 256 MiB, one connection, TLS 1.0 AES-CBC", max: 2.75, target: "≤ 2.75 CPU s/GiB (issue 6)"},
   {id: "bulk-gcm", kind: "bulk", title: "bulk 256 MiB, one connection, TLS 1.2 AES-GCM app", max: 1.2, target: "≤ 1.2 CPU s/GiB (issue 6)"},
@@ -60,7 +70,8 @@ def costcell($kind; $warm):
   {id: "idle", kind: "idle", title: "idle bumped connections", max: 40, target: "≤ 40 KiB RSS/conn (issue 6)"}
 ] as $scenarios
 | . as $all
-| ($all | pick("tlsbridge"; "newconn-legacy") | cost("conn")) as $tbwarm
+| ["tlsbridge", "tlsbridge-openssl"] as $builds
+| [$builds[] | . as $b | select($b == "tlsbridge" or any($all[]; .label | startswith($b + " ")))] as $ran
 | ($all | pick("squid"; "newconn-legacy") | cost("conn")) as $sqwarm
 | (if $squid == 1 then
     "| scenario | tlsbridge | squid | p50 / p99 tlsbridge | p50 / p99 squid | proxy cost tlsbridge | proxy cost squid | efficiency tlsbridge ÷ squid | target | result |",
@@ -70,7 +81,10 @@ def costcell($kind; $warm):
     "|---|---|---|---|---|---|"
   end),
   ($scenarios[] as $s
-   | ($all | pick("tlsbridge"; $s.id)) as $tb
+   | $ran[] as $b
+   | select($s.engines == null or ($s.engines | index($b)) != null)
+   | ($all | pick($b; "newconn-legacy") | cost("conn")) as $tbwarm
+   | ($all | pick($b; $s.id)) as $tb
    | ($all | pick("squid"; $s.id)) as $sq
    | ($tb | cost($s.kind)) as $tbc
    | ($sq | cost($s.kind)) as $sqc
@@ -82,14 +96,16 @@ def costcell($kind; $warm):
        (if $s.extra != null and ($tb | ok) and ($tbc == null or $tbwarm == null or ($tbc - $tbwarm) > $s.extra)
         then (if $tbc == null or $tbwarm == null then "no CPU figure for this row or the first" else "+\(($tbc - $tbwarm) | round3) ms > \($s.extra) ms" end) else empty end),
        (if $s.eff != null and $eff != null and $eff < $s.eff then "\($eff | round2)× < \($s.eff)× squid" else empty end),
+       (if $s.resume and ($tb | ok) and ($tb.resumed_fraction // 0) < 0.9 then "\($tb | resumed)% resumed < 90%" else empty end),
        (if $squid == 1 and ($s.kind == "conn" or $s.kind == "req" or $s.kind == "cold") and ($tb | ok) and ($sq | ok) and $tb.p99_ms > $sq.p99_ms
         then "p99 \($tb.p99_ms | round2) > squid's \($sq.p99_ms | round2) ms" else empty end)
      ] as $misses
-   | (if ($misses | length) > 0 then "**MISS**: " + ($misses | join("; "))
+   | ((if ($misses | length) > 0 then "**MISS**: " + ($misses | join("; "))
       elif $squid == 0 and $s.max == null and $s.extra == null then "– (a ratio to squid: run with squid)"
       elif $s.eff != null and $eff == null then (if ($sq | ok) then "– (no CPU figure to compare)" else "– (no clean squid run to compare)" end)
-      else "**PASS**" end) as $result
-   | ($s.title + " [" + unit($s.kind) + "]") as $title
+      else "**PASS**" end)
+     + (if $s.resume and $squid == 1 and ($sq | ok) and ($sq.resumed_fraction // 0) < 0.9 then " (squid resumed only \($sq | resumed)%: it did full handshakes)" else "" end)) as $result
+   | ($s.title + name($b) + " [" + unit($s.kind) + "]") as $title
    | if $squid == 1 then
        "| \($title) | \($tb | rate($s.kind)) | \($sq | rate($s.kind)) | \($tb | latency($s.kind)) | \($sq | latency($s.kind)) | \($tb | costcell($s.kind; $tbwarm)) | \($sq | costcell($s.kind; $sqwarm)) | \(if $eff == null then "–" else "\($eff | round2)×" end) | \($s.target) | \($result) |"
      else
@@ -98,9 +114,8 @@ def costcell($kind; $warm):
   "",
   "What the app negotiated with each proxy:",
   "",
-  (if $squid == 1 then "| scenario | tlsbridge | squid |", "|---|---|---|" else "| scenario | tlsbridge |", "|---|---|" end),
+  ("| scenario | " + ($ran + (if $squid == 1 then ["squid"] else [] end) | join(" | ")) + " |"),
+  ("|---|" + ($ran + (if $squid == 1 then ["squid"] else [] end) | map("---|") | join(""))),
   ($scenarios[] as $s
-   | ($all | pick("tlsbridge"; $s.id)) as $tb
-   | ($all | pick("squid"; $s.id)) as $sq
    | def neg: if . == null or .cipher == null then "–" else "\(.negotiated_tls) \(.cipher), \(.leaf_key) leaf" end;
-   if $squid == 1 then "| \($s.id) | \($tb | neg) | \($sq | neg) |" else "| \($s.id) | \($tb | neg) |" end)
+   "| \($s.id) | " + ($ran + (if $squid == 1 then ["squid"] else [] end) | map(. as $w | $all | pick($w; $s.id) | neg) | join(" | ")) + " |")
