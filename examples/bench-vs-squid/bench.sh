@@ -18,7 +18,9 @@
 # build-openssl` when missing; BENCH_OPENSSL=0 runs without it).
 # Both builds of tlsbridge run every scenario (the static one all but
 # rsa-resume: it has no session-ID cache), so the table shows what the
-# engine changes, also for the modern rows.
+# engine changes, also for the modern rows. BENCH_PROFILE=1 (with
+# BENCH_OUT) keeps a CPU profile of each tlsbridge run, from the admin
+# port's /debug/pprof/ (go tool pprof -top BENCH_OUT/pprof-BUILD-SCENARIO.pb.gz).
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$0")/../lib.sh"
 ex_init bench-vs-squid
@@ -106,12 +108,29 @@ start_nginx "$EX_DIR/nginx.conf" "NGINX_PORT=$NGINX_PORT"
 
 # --- tlsbridge
 render "$EX_DIR/config.toml" "$WORK/config.toml" "PROXY_PORT=$PROXY_PORT" "NGINX_PORT=$NGINX_PORT" || die "render config.toml"
+# add_admin CONFIG PORT: the admin listener (pprof), as an inline table
+# on the first line: start_tlsbridge reads the proxy port from the only
+# line that starts with "listen".
+add_admin() {
+	{ printf 'admin = { listen = "127.0.0.1:%s" }\n' "$2" && cat "$1"; } >"$1.new" && mv "$1.new" "$1"
+}
+PROFILE=${BENCH_PROFILE:-0}
+if ((PROFILE)); then
+	[[ -n ${BENCH_OUT:-} ]] || die "BENCH_PROFILE=1 needs BENCH_OUT=DIR for the profiles"
+	need curl curl
+	ADMIN_PORT=$(free_port)
+	add_admin "$WORK/config.toml" "$ADMIN_PORT"
+fi
 start_tlsbridge "$WORK/config.toml"
 TB_PID=$(<"$WORK/tlsbridge.pid")
 # The openssl build: same config and CA, its own port.
 if ((OPENSSL)); then
 	OSSL_PORT=$(free_port)
 	render "$EX_DIR/config.toml" "$WORK/config-openssl.toml" "PROXY_PORT=$OSSL_PORT" "NGINX_PORT=$NGINX_PORT" || die "render config.toml"
+	if ((PROFILE)); then
+		OSSL_ADMIN_PORT=$(free_port)
+		add_admin "$WORK/config-openssl.toml" "$OSSL_ADMIN_PORT"
+	fi
 	start tlsbridge-openssl "$TLSBRIDGE_OPENSSL" run -config "$WORK/config-openssl.toml" -ca-dir "$WORK/ca"
 	wait_port tlsbridge-openssl "$OSSL_PORT"
 	OSSL_PID=$(<"$WORK/tlsbridge-openssl.pid")
@@ -154,15 +173,27 @@ fi
 # goes to results.jsonl, a short line to the terminal.
 RESULTS=$WORK/results.jsonl
 run_bench() {
-	local scen=$1 who=$2 proxy pid ca out rc=0 line
+	local scen=$1 who=$2 proxy pid ca out rc=0 line admin="" prof=""
 	shift 2
 	case $who in
-	tlsbridge) proxy=127.0.0.1:$PROXY_PORT pid=$TB_PID ca=$WORK/tlsbridge-ca.pem ;;
-	tlsbridge-openssl) proxy=127.0.0.1:$OSSL_PORT pid=$OSSL_PID ca=$WORK/tlsbridge-ca.pem ;;
+	tlsbridge) proxy=127.0.0.1:$PROXY_PORT pid=$TB_PID ca=$WORK/tlsbridge-ca.pem admin=${ADMIN_PORT:-} ;;
+	tlsbridge-openssl) proxy=127.0.0.1:$OSSL_PORT pid=$OSSL_PID ca=$WORK/tlsbridge-ca.pem admin=${OSSL_ADMIN_PORT:-} ;;
 	squid) proxy=127.0.0.1:$SQUID_PORT pid=$SQUID_PID ca=$WORK/squid-ca.pem ;;
 	esac
+	# A CPU profile of most of the run (its first and last half second
+	# left out), newest round kept.
+	if ((PROFILE)) && [[ -n $admin && $scen != warmup && $scen != idle ]]; then
+		local secs=${DURATION%s}
+		if [[ $secs =~ ^[0-9]+$ ]] && ((secs >= 2)); then
+			mkdir -p "$BENCH_OUT"
+			(sleep 0.5 && curl -sS -m 60 -o "$BENCH_OUT/pprof-$who-$scen.pb.gz" \
+				"http://127.0.0.1:$admin/debug/pprof/profile?seconds=$((secs - 1))") >"$WORK/pprof.log" 2>&1 &
+			prof=$!
+		fi
+	fi
 	out=$(timeout 600 "$BENCH" -proxy "$proxy" -cacert "$ca" -pid "$pid" -json -label "$who $scen" \
 		-target "origin.test:$NGINX_PORT" -path /1k -c "$CLIENTS" -d "$DURATION" "$@" 2>&1) || rc=$?
+	[[ -n $prof ]] && wait "$prof"
 	line=$(grep '^{' <<<"$out" | tail -n 1 || true)
 	if [[ -z $line ]]; then # the tool could not even start a run
 		line=$(jq -cn --arg l "$who $scen" --arg e "$(tail -n 3 <<<"$out")" '{label: $l, errors: -1, first_error: $e}')
