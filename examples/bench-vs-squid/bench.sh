@@ -241,6 +241,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		scen=${s%%|*}
 		# BENCH_SCENARIOS="keepalive newconn-close" runs only those.
 		if [[ -n ${BENCH_SCENARIOS:-} && " $BENCH_SCENARIOS " != *" $scen "* ]]; then continue; fi
+		# Only the openssl build resumes by session ID (see below).
+		if [[ $scen == rsa-resume ]] && ((!OPENSSL)); then continue; fi
 		read -r -a args <<<"${s#*|}"
 		order=("${PROXIES[@]}")
 		if ((i % 2 == 1)); then # alternate who goes first
