@@ -34,8 +34,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		MaxVersion:   o.version,
 		CipherSuites: o.suites,
 	}
-	if o.resume == resumeTicket {
+	switch o.resume {
+	case resumeTicket:
 		base.ClientSessionCache = tls.NewLRUClientSessionCache(1024)
+	case resumeOff:
+		// An OpenSSL 1.0 app (what this tool plays) sends an empty
+		// session_ticket extension on every connection even when it keeps
+		// no session; Go's client sends it only with a cache, so it gets
+		// one that forgets.
+		base.ClientSessionCache = forgetfulCache{}
 	}
 	var s *summary
 	switch {
@@ -83,3 +90,10 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// forgetfulCache is a ClientSessionCache that keeps nothing: the hello
+// carries the session_ticket extension, and no connection resumes.
+type forgetfulCache struct{}
+
+func (forgetfulCache) Get(string) (*tls.ClientSessionState, bool) { return nil, false }
+func (forgetfulCache) Put(string, *tls.ClientSessionState)        {}
