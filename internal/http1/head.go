@@ -292,11 +292,10 @@ func (h *Head) noteField(f Field, connection *[][]byte) error {
 }
 
 // noteLength accepts one Content-Length value or a list of identical ones
-// (RFC 9112 6.3 item 5); anything else is ambiguous.
+// (RFC 9112 6.3 item 5); anything else is ambiguous, an empty list element
+// too ("00," — net/http refuses it; found by FuzzReadRequest).
 func (h *Head) noteLength(v []byte) error {
-	for len(v) > 0 {
-		var item []byte
-		item, v, _ = bytes.Cut(v, []byte{','})
+	for item := range bytes.SplitSeq(v, []byte{','}) {
 		item = trimOWS(item)
 		n, ok := parseLength(item)
 		if !ok {
