@@ -207,9 +207,11 @@ func (e *upstreamError) verdict() verdict {
 	case remote && isTrustAlert(code):
 		return e.trustAlertVerdict()
 	}
-	if p := ruleParent(e.rule); p != nil && errors.Is(e.err, io.EOF) {
+	// A close or a reset: which one the app side sees depends on whether
+	// the parent still had our ClientHello unread when it closed (a race).
+	if p := ruleParent(e.rule); p != nil && (errors.Is(e.err, io.EOF) || errors.Is(e.err, errConnReset)) {
 		return bad(reasonParentProxy,
-			fmt.Sprintf("The tunnel through the parent proxy %s closed during the TLS handshake with %s: the parent answered the CONNECT and then closed the connection (or let the server close it).", p, e.server()),
+			fmt.Sprintf("The tunnel through the parent proxy %s closed during the TLS handshake with %s: the parent answered the CONNECT and then closed or reset the connection (or let the server do it).", p, e.server()),
 			fmt.Sprintf("Check the parent proxy's logs for %s: it may refuse or intercept TLS to this host; if the server is reachable without the parent, %s.", e.addr, e.setUpstream("proxy", `"direct"`, true)))
 	}
 	return bad(closedOr(e.err, reasonOther), e.handshakeCause(ruleKey), e.handshakeFix())
