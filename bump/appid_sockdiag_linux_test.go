@@ -208,21 +208,7 @@ func socketLink(t *testing.T, c net.Conn) string {
 // socket; after it fails (here: its peer is gone), the next lookup opens
 // another and finds the process again.
 func TestLookupKeepsOneSocket(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	_, s := tcpPair(t)
 	k, _ := connKey(s)
 	conns, hint := [][2]netip.AddrPort{k}, []int{os.Getpid()}
 

@@ -3,7 +3,6 @@
 package bump
 
 import (
-	"net"
 	"testing"
 	"time"
 )
@@ -11,21 +10,7 @@ import (
 // peekSocket tells an idle socket from one with bytes waiting and one the
 // peer closed, and leaves the waiting bytes for the next Read.
 func TestPeekSocket(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	peer, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	c, peer := tcpPair(t)
 
 	// eventually waits for the peer's bytes or FIN to reach c.
 	eventually := func(want socketState) {
