@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -65,7 +64,7 @@ func legacyTakes(h *clientHello, engineSuites []uint16) bool {
 		if slices.Contains(engineSuites, o) {
 			shared = true
 		}
-		if isECDHE(o) && slices.Contains(legacyClientCipherSuites, o) {
+		if isECDHE(o) {
 			ecdhe = true
 		}
 	}
@@ -75,9 +74,16 @@ func legacyTakes(h *clientHello, engineSuites []uint16) bool {
 // extSessionTicket is the session_ticket extension (RFC 5077).
 const extSessionTicket = 35
 
-// isECDHE reports the ECDHE suites among legacyClientCipherSuites.
+// isECDHE reports the ECDHE suites among legacyClientCipherSuites
+// (upstreamCipherSuites is exactly those, plus the two CBC_SHA256 and the
+// 3DES one below), without a name lookup per offered suite.
 func isECDHE(id uint16) bool {
-	return strings.HasPrefix(tls.CipherSuiteName(id), "TLS_ECDHE_")
+	switch id {
+	case tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA:
+		return true
+	}
+	return slices.Contains(upstreamCipherSuites, id)
 }
 
 // sessionContext keeps legacy sessions apart by CA and leaf name: an app

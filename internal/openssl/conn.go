@@ -260,9 +260,8 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	var in []byte
 	for {
-		n, sslerr, err := c.step(C.TB_READ, in, p)
+		n, sslerr, err := c.step(C.TB_READ, nil, p) // what an earlier feed left decrypted or buffered
 		if err != nil {
 			return 0, err
 		}
@@ -307,7 +306,6 @@ func (c *Conn) Read(p []byte) (int, error) {
 		if rerr != nil {
 			return 0, rerr
 		}
-		in = nil
 	}
 }
 
