@@ -422,6 +422,7 @@ func (h *h1conn) ensureUpstream(fresh bool) error {
 func (h *h1conn) receive(rq *reqLog, bodyDone <-chan error) bool {
 	out0 := h.ci.stats.out.Load()
 	retried := false
+	bodyCut := false // the body was not sent whole: the app connection ends
 	for {
 		h.readUpstream()
 		up := h.up
@@ -450,6 +451,10 @@ func (h *h1conn) receive(rq *reqLog, bodyDone <-chan error) bool {
 					h.refuseRequest(pe.Status, pe.Reason, berr)
 					return false
 				}
+				if errors.As(berr, new(*http1.ReadError)) {
+					h.appGoneMidBody(rq, berr)
+					return false
+				}
 			}
 			if ce, ok := lateClientCertFailure(h.t, up, err); ok {
 				h.answerUpstreamError(rq, h.t.failed("handshake", ce))
@@ -464,11 +469,20 @@ func (h *h1conn) receive(rq *reqLog, bodyDone <-chan error) bool {
 				// upstream; a response that still got through (sent
 				// after the close_notify, read before the socket
 				// closed) answers a request the server never got whole.
+				berr := <-bodyDone // the sender's one result, taken here
+				bodyDone, bodyCut = nil, true
 				var pe *http1.Error
-				if berr := <-bodyDone; errors.As(berr, &pe) {
+				if errors.As(berr, &pe) {
 					h.refuseRequest(pe.Status, pe.Reason, berr)
 					return false
 				}
+				if errors.As(berr, new(*http1.ReadError)) {
+					h.appGoneMidBody(rq, berr)
+					return false
+				}
+				// Writing the body to the server failed after it had
+				// answered (an early 413, 401): the app gets the answer,
+				// then the connection closes, its body half-sent.
 			}
 			break
 		}
@@ -495,7 +509,7 @@ func (h *h1conn) receive(rq *reqLog, bodyDone <-chan error) bool {
 	}
 	kind := h.resp.ResponseBody(h.req.Method)
 	dechunk := kind == http1.BodyChunked && h.req.Minor == 0
-	closeApp := h.req.Close || kind == http1.BodyClose || dechunk || h.s.ctx.Err() != nil
+	closeApp := h.req.Close || kind == http1.BodyClose || dechunk || bodyCut || h.s.ctx.Err() != nil
 	rq.status = h.resp.Status
 	h.wbuf = h.resp.AppendResponse(h.wbuf[:0], closeApp, dechunk)
 
@@ -541,7 +555,7 @@ func (h *h1conn) receive(rq *reqLog, bodyDone <-chan error) bool {
 		closeApp = true
 		h.detach(false)
 	}
-	keepUp := kind != http1.BodyClose && !h.resp.Close && h.up != nil
+	keepUp := kind != http1.BodyClose && !h.resp.Close && !bodyCut && h.up != nil
 	if !keepUp {
 		h.detach(false)
 	} else {
@@ -553,6 +567,17 @@ func (h *h1conn) receive(rq *reqLog, bodyDone <-chan error) bool {
 		closeWrite(h.app)
 	}
 	return !closeApp
+}
+
+// appGoneMidBody ends an exchange whose app stopped sending in the middle
+// of its request body: the upstream holding half a request is closed, and
+// there is nobody to answer (not a 502: the server did nothing wrong).
+func (h *h1conn) appGoneMidBody(rq *reqLog, err error) {
+	h.ci.stats.fail("app", err)
+	rq.err = err
+	abort(h.app)
+	h.detach(false)
+	h.logRequest(rq)
 }
 
 // waitBody waits for the request body to have been forwarded, bounded by

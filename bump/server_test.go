@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -659,6 +660,10 @@ func waitReturn(t testing.TB, done <-chan error, what string, timeout time.Durat
 			t.Errorf("%s = %v, want nil", what, err)
 		}
 	case <-time.After(timeout):
-		t.Errorf("%s did not return within %v", what, timeout)
+		// The stacks say which goroutine did not end: a flake seen once
+		// in CI is diagnosable from its log alone.
+		var buf strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&buf, 1)
+		t.Errorf("%s did not return within %v; goroutines:\n%s", what, timeout, buf.String())
 	}
 }
