@@ -57,10 +57,7 @@ func TestLegacyAppClosingDuringHandshakeWarnsWithSecLevelHint(t *testing.T) {
 	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
 	p := startProxy(t, pinConfig(o, "origin.test", "auto", ""))
 
-	raw, err := p.connect("origin.test:443")
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := p.mustConnect(t, "origin.test:443")
 	defer raw.Close()
 	app := tls.Client(&closeAfterHello{Conn: raw}, &tls.Config{ServerName: "origin.test", RootCAs: p.ca.Pool(),
 		MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10}) //nolint:gosec // the test plays a legacy app
@@ -72,10 +69,7 @@ func TestLegacyAppClosingDuringHandshakeWarnsWithSecLevelHint(t *testing.T) {
 
 	// An app that closes before sending any ClientHello is no handshake
 	// failure: noted at Info, no hint.
-	raw2, err := p.connect("origin.test:443")
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw2 := p.mustConnect(t, "origin.test:443")
 	raw2.Close()
 	line = lastLogLine(t, p, "before its TLS handshake")
 	wantInLine(t, line, "level=info")
@@ -138,10 +132,7 @@ func TestProxyPortHandshakeFailureWarns(t *testing.T) {
 func TestECDSAOnlyAppWithoutP256(t *testing.T) {
 	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
 	p := startProxy(t, pinConfig(o, "origin.test", "bump", ""))
-	raw, err := p.connect("origin.test:443")
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := p.mustConnect(t, "origin.test:443")
 	defer raw.Close()
 	raw.SetDeadline(time.Now().Add(10 * time.Second))
 	app := tls.Client(raw, &tls.Config{ServerName: "origin.test", RootCAs: p.ca.Pool(), MaxVersion: tls.VersionTLS12,
@@ -166,10 +157,7 @@ func TestECDSAOnlyAppWithoutP256(t *testing.T) {
 func TestObsoleteSuitesHintSpeaksUserTerms(t *testing.T) {
 	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
 	p := startProxy(t, pinConfig(o, "origin.test", "bump", ""))
-	raw, err := p.connect("origin.test:443")
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := p.mustConnect(t, "origin.test:443")
 	defer raw.Close()
 	raw.SetDeadline(time.Now().Add(10 * time.Second))
 	app := tls.Client(raw, &tls.Config{ServerName: "origin.test", RootCAs: p.ca.Pool(), MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10, //nolint:gosec // the test plays a legacy app

@@ -41,10 +41,7 @@ func echoOrigin(t *testing.T) (addr, caFile string) {
 func TestTLS10SplitRecords(t *testing.T) {
 	addr, caFile := echoOrigin(t)
 	p := startProxy(t, fmt.Sprintf("[upstream]\nca_files = [%q]\n[[rule]]\nhosts = [\"echo.test\"]\naction = \"bump\"\n[rule.upstream]\naddress = %q\nserver_name = \"origin.test\"\n", caFile, addr))
-	raw, err := p.connect("echo.test:443")
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := p.mustConnect(t, "echo.test:443")
 	defer raw.Close()
 	c := tls.Client(raw, &tls.Config{
 		ServerName: "echo.test", RootCAs: p.ca.Pool(),

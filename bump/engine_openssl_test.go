@@ -84,10 +84,7 @@ func sessionClient(t *testing.T, p *proxy) (*openssl.Ctx, func(*openssl.Session)
 	}
 	return ctx, func(sess *openssl.Session) (*openssl.Session, openssl.State) {
 		t.Helper()
-		raw, err := p.connect("origin.test:443")
-		if err != nil {
-			t.Fatal(err)
-		}
+		raw := p.mustConnect(t, "origin.test:443")
 		c, err := ctx.Client(raw, "origin.test", sess)
 		if err != nil {
 			t.Fatal(err)
@@ -182,15 +179,12 @@ func TestSSLv2HelloServed(t *testing.T) {
 		{"no-shared-suite", javaSSLv2Hello(tls.VersionTLS10, []uint16{0x0004}, 16), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := p.connect("origin.test:443")
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := p.mustConnect(t, "origin.test:443")
 			defer c.Close()
 			c.SetDeadline(time.Now().Add(5 * time.Second))
 			c.Write(tc.hello)
 			hdr := make([]byte, 6)
-			_, err = io.ReadFull(c, hdr)
+			_, err := io.ReadFull(c, hdr)
 			served := err == nil && hdr[0] == 0x16 && hdr[5] == 0x02 // a ServerHello
 			if served != tc.serve {
 				t.Fatalf("answer %x (%v): served=%v, want %v", hdr, err, served, tc.serve)
@@ -213,10 +207,7 @@ func TestLegacyEngineHostileRecords(t *testing.T) {
 	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
 	p := startProxy(t, pinConfig(o, "origin.test", "bump", ""))
 	for i := range 20 {
-		c, err := p.connect("origin.test:443")
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := p.mustConnect(t, "origin.test:443")
 		tc := tls.Client(c, &tls.Config{ServerName: "origin.test", MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10,
 			RootCAs: poolOf(p.ca.Cert), SessionTicketsDisabled: true}) // no tickets: the legacy engine's app
 		if err := tc.Handshake(); err != nil {

@@ -119,10 +119,7 @@ type app struct {
 
 func (p *proxy) dialApp(t testing.TB) *app {
 	t.Helper()
-	raw, err := p.connect("origin.test:443")
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := p.mustConnect(t, "origin.test:443")
 	c := tls.Client(raw, &tls.Config{ServerName: "origin.test", RootCAs: p.ca.Pool(), MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10}) //nolint:gosec // the test plays a legacy app
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	t.Cleanup(func() { c.Close() })

@@ -192,10 +192,7 @@ address = "origin.internal:443"
 
 	// A tunnel: the app's own TLS 1.2 (verified against the origin's CA)
 	// through tlsbridge and the parent.
-	raw, err := p.connect("tunnelled.test:443")
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := p.mustConnect(t, "tunnelled.test:443")
 	tc := tls.Client(raw, &tls.Config{ServerName: "origin.test", RootCAs: o.ca.Pool(), MinVersion: tls.VersionTLS12})
 	if err := tc.Handshake(); err != nil {
 		t.Fatalf("tunnel through the parent: %v", err)

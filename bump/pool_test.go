@@ -43,10 +43,7 @@ func TestUpstreamReuse(t *testing.T) {
 	// get opens a new CONNECT + TLS 1.0 connection, sends one keep-alive
 	// request (as curl, requests and Java do) and closes.
 	get := func(path string) string {
-		raw, err := p.connect("origin.test:443")
-		if err != nil {
-			t.Fatal(err)
-		}
+		raw := p.mustConnect(t, "origin.test:443")
 		defer raw.Close()
 		c := tls.Client(raw, &tls.Config{ServerName: "origin.test", RootCAs: p.ca.Pool(), MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10}) //nolint:gosec // the test plays a legacy app
 		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: origin.test\r\n\r\n", path)

@@ -33,10 +33,7 @@ func TestClientVersionRefusedBeforeDial(t *testing.T) {
 	}()
 	p := startProxy(t, pinRule("modern-only.test", "bump", up.Addr().String())+"[rule.client]\nmin_tls = \"1.2\"\n")
 
-	raw, err := p.connect("modern-only.test:443")
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := p.mustConnect(t, "modern-only.test:443")
 	defer raw.Close()
 	raw.SetDeadline(time.Now().Add(10 * time.Second))
 	app := tls.Client(raw, &tls.Config{ServerName: "modern-only.test", RootCAs: p.ca.Pool(), MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}) //nolint:gosec // the test plays a legacy app

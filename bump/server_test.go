@@ -240,6 +240,18 @@ func (p *proxy) connect(target string) (net.Conn, error) {
 	return c, nil
 }
 
+// mustConnect is connect for a CONNECT that must succeed; the connection
+// is closed when the test ends.
+func (p *proxy) mustConnect(t testing.TB, target string) net.Conn {
+	t.Helper()
+	c, err := p.connect(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 type connectError struct {
 	status int
 	body   string
@@ -537,10 +549,7 @@ func TestBadInputKeepsServing(t *testing.T) {
 		}
 	})
 	t.Run("silent-after-connect", func(t *testing.T) {
-		c, err := p.connect("origin.test:443")
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := p.mustConnect(t, "origin.test:443")
 		defer c.Close()
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, err := io.ReadAll(c); err != nil {

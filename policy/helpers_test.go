@@ -21,32 +21,46 @@ import (
 // and returns the parsed certificate.
 func writeCAPEM(tb testing.TB, dir, name string) *x509.Certificate {
 	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
+	der, _ := selfSigned(tb, &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "policy test origin CA " + name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	})
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+	writePEM(tb, filepath.Join(dir, name), "CERTIFICATE", der, 0o644)
+	return cert
+}
+
+// selfSigned signs tmpl with a fresh P-256 key, valid from an hour ago for
+// two hours, and returns the DER and the key.
+func selfSigned(tb testing.TB, tmpl *x509.Certificate) ([]byte, *ecdsa.PrivateKey) {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
 		tb.Fatal(err)
 	}
-	return cert
+	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return der, key
+}
+
+// writePEM writes one PEM block to path with mode (past the umask).
+func writePEM(tb testing.TB, path, typ string, der []byte, mode os.FileMode) {
+	tb.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // mustParse parses a config that must be valid.

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -22,15 +21,7 @@ func TestRunAdminRefusedThroughProxy(t *testing.T) {
 	cfg := writeConfig(t, fmt.Sprintf("listen = \"127.0.0.1:0\"\nconnect_ports = [443, %s]\n[admin]\nlisten = %q\n", adminPort, admin))
 	stderr, stop := startRun(t, "-config", cfg, "-ca-dir", t.TempDir())
 	defer stop()
-	listenRE := regexp.MustCompile(`msg="tlsbridge listening".* listen="([^"]+)"`)
-	var proxy string
-	waitFor(t, "the proxy to listen", func() bool {
-		m := listenRE.FindStringSubmatch(stderr.String())
-		if m != nil {
-			proxy = m[1]
-		}
-		return m != nil
-	})
+	proxy := proxyAddr(t, stderr)
 
 	for _, tt := range []struct{ name, request string }{
 		{"connect", fmt.Sprintf("CONNECT %s HTTP/1.1\r\nHost: %[1]s\r\n\r\n", admin)},

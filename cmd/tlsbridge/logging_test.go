@@ -14,15 +14,7 @@ import (
 func TestDebugLogHasNoGoproxyInternals(t *testing.T) {
 	cfg := writeConfig(t, "listen = \"127.0.0.1:0\"\n[log]\nlevel = \"debug\"\n")
 	stderr, stop := startRun(t, "-config", cfg, "-ca-dir", t.TempDir())
-	listenRE := regexp.MustCompile(`msg="tlsbridge listening".* listen="([^"]+)"`)
-	var proxy string
-	waitFor(t, "the proxy to listen", func() bool {
-		m := listenRE.FindStringSubmatch(stderr.String())
-		if m != nil {
-			proxy = m[1]
-		}
-		return m != nil
-	})
+	proxy := proxyAddr(t, stderr)
 	// A CONNECT (refused: port 8443 is not in connect_ports) and a plain
 	// HTTP request (refused: nothing listens on port 1) both pass through
 	// goproxy's handlers.

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -57,6 +58,24 @@ func startRun(t *testing.T, args ...string) (stderr *syncBuffer, stop func()) {
 	}
 	t.Cleanup(stop)
 	return stderr, stop
+}
+
+// listenRE finds the proxy's address in run's "listening" line.
+var listenRE = regexp.MustCompile(`msg="tlsbridge listening".* listen="([^"]+)"`)
+
+// proxyAddr waits for run's "listening" line in stderr and returns the
+// proxy's address from it.
+func proxyAddr(t *testing.T, stderr *syncBuffer) string {
+	t.Helper()
+	var proxy string
+	waitFor(t, "the proxy to listen", func() bool {
+		m := listenRE.FindStringSubmatch(stderr.String())
+		if m != nil {
+			proxy = m[1]
+		}
+		return m != nil
+	})
+	return proxy
 }
 
 // runCmd runs a command line and returns its output and error.

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -58,15 +57,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	cfg := writeConfig(t, "listen = \"127.0.0.1:0\"\n")
 	stderr, stop := startRun(t, "-config", cfg, "-ca-dir", t.TempDir())
 	defer stop()
-	listenRE := regexp.MustCompile(`msg="tlsbridge listening".* listen="([^"]+)"`)
-	var proxy string
-	waitFor(t, "the proxy to listen", func() bool {
-		m := listenRE.FindStringSubmatch(stderr.String())
-		if m != nil {
-			proxy = m[1]
-		}
-		return m != nil
-	})
+	proxy := proxyAddr(t, stderr)
 
 	if got := connectStatus(t, proxy, "x.test:8443"); !strings.Contains(got, "connect_ports") {
 		t.Fatalf("before reload: CONNECT x.test:8443 = %q, want 403 for the port", got)

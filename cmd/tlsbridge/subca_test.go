@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -65,15 +64,7 @@ func TestSubCAImportAndRotateOnSIGHUP(t *testing.T) {
 	cfg := writeConfig(t, "listen = \"127.0.0.1:0\"\n")
 	stderr, stop := startRun(t, "-config", cfg, "-ca-dir", caDir)
 	defer stop()
-	listenRE := regexp.MustCompile(`msg="tlsbridge listening".* listen="([^"]+)"`)
-	var proxy string
-	waitFor(t, "the proxy to listen", func() bool {
-		m := listenRE.FindStringSubmatch(stderr.String())
-		if m != nil {
-			proxy = m[1]
-		}
-		return m != nil
-	})
+	proxy := proxyAddr(t, stderr)
 	// TLS on the proxy port: its certificate comes from the CA too.
 	dial := func() *tls.Conn {
 		t.Helper()
