@@ -22,7 +22,7 @@ type legacyEngine struct {
 // newLegacyEngine makes the engine with the same suites crypto/tls offers
 // apps below TLS 1.2 (legacyClientCipherSuites), those this libssl has.
 func newLegacyEngine() (*legacyEngine, error) {
-	ctx, err := openssl.NewServerCtx(openssl.ServerConfig{CipherSuites: legacyClientCipherSuites})
+	ctx, err := openssl.NewServerCtx(openssl.ServerConfig{CipherSuites: legacyClientCipherSuites, SessionLifetime: sessionLifetime})
 	if err != nil {
 		return nil, fmt.Errorf("legacy TLS engine: %w", err)
 	}

@@ -58,6 +58,7 @@ type Server struct {
 	rt      atomic.Pointer[snapshot] // see snapshot.go
 	proxy   *goproxy.ProxyHttpServer // plain-HTTP forwarding only
 	appBase *tls.Config
+	tickets *ticketKeys   // appBase's session ticket keys, rotating
 	legacy  *legacyEngine // OpenSSL for legacy apps (engine.go); nil unless built with the tag openssl
 	metrics *metrics      // see metrics.go
 
@@ -101,7 +102,8 @@ func New(cfg Config) (*Server, error) {
 		l.SetOutput(discard{})
 		log = logrus.NewEntry(l)
 	}
-	base, err := newAppFacingBase()
+	base := newAppFacingBase()
+	tickets, err := newTicketKeys(base)
 	if err != nil {
 		return nil, fmt.Errorf("bump: %w", err)
 	}
@@ -114,6 +116,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		log:      log,
 		appBase:  base,
+		tickets:  tickets,
 		legacy:   legacy,
 		hijacked: newConnSet(),
 		ctx:      ctx,
@@ -122,6 +125,7 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics(cfg.Certs, cfg.LeafMints)
 	s.aia = newAIAFetcher(s.dial, log, s.metrics)
 	s.rt.Store(s.newSnapshot(cfg.Policy))
+	tickets.start(sessionLifetime / 2)
 	s.proxy = s.newProxy()
 	var lookup lookupFunc
 	if processLookup {
@@ -197,6 +201,7 @@ func (s *Server) Close() error {
 	s.once.Do(func() {
 		s.cancel()
 		s.apps.close()
+		s.tickets.stop()
 	})
 	return nil
 }

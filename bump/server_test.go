@@ -619,6 +619,48 @@ func TestAppSessionResumption(t *testing.T) {
 	}
 }
 
+// Session tickets are sealed with a key that rotates (every half of
+// sessionLifetime, rotated by hand here): a ticket still opens after one
+// rotation, never after two, so a session resumes for at most
+// sessionLifetime however long tlsbridge runs.
+func TestAppSessionTicketKeysRotate(t *testing.T) {
+	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
+	p := startProxy(t, pinConfig(o, "origin.test", "bump", ""))
+	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(versionName(v), func(t *testing.T) {
+			client := p.legacyClient(t, clientOpts{version: v})
+			tr := client.Transport.(*http.Transport)
+			tr.TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+			resumed := func() bool {
+				t.Helper()
+				tr.CloseIdleConnections()
+				resp, _ := get(t, client, "https://origin.test/")
+				return resp.TLS.DidResume
+			}
+			if resumed() {
+				t.Fatal("first connection resumed")
+			}
+			if err := p.srv.tickets.rotate(); err != nil {
+				t.Fatal(err)
+			}
+			if !resumed() {
+				t.Error("a ticket sealed before one rotation did not resume")
+			}
+			for range 2 {
+				if err := p.srv.tickets.rotate(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if resumed() {
+				t.Error("a ticket sealed two rotations ago resumed")
+			}
+			if !resumed() {
+				t.Error("the fresh ticket after a full handshake did not resume")
+			}
+		})
+	}
+}
+
 func TestConstrainedCARefusesOtherHosts(t *testing.T) {
 	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
 	authority := catest.NewWithOptions(t, ca.Options{PermittedHosts: catest.PermittedHosts(t, "allowed.test")})

@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"fmt"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/tlsbridge/tlsbridge/policy"
 )
@@ -65,16 +67,17 @@ var upstreamCipherSuites = []uint16{
 	tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
 }
 
+// sessionLifetime bounds how long an app can resume a session, with either
+// engine: the legacy engine's session cache and ticket lifetime hint, and
+// crypto/tls's ticket keys, which rotate every half of it (ticketKeys).
+const sessionLifetime = time.Hour
+
 // newAppFacingBase returns the template every app-facing tls.Config is cloned
-// from. Session ticket keys are set once here so that clones share them and
-// a reconnecting app can resume instead of paying for a full handshake (an
-// RSA-2048 decryption is 0.7 ms in Go).
-func newAppFacingBase() (*tls.Config, error) {
-	var key [32]byte
-	if _, err := rand.Read(key[:]); err != nil {
-		return nil, fmt.Errorf("session ticket key: %w", err)
-	}
-	base := &tls.Config{
+// from. Session ticket keys are set here (ticketKeys) so that clones share
+// them and a reconnecting app can resume instead of paying for a full
+// handshake (an RSA-2048 decryption is 0.7 ms in Go).
+func newAppFacingBase() *tls.Config {
+	return &tls.Config{
 		// TLS 1.0 and 1.1 are the reason tlsbridge exists; the per-rule
 		// client.min_tls narrows this. Since Go 1.22 an unset MinVersion means
 		// TLS 1.2 for servers (GODEBUG tls10server), so it is always set.
@@ -87,8 +90,71 @@ func newAppFacingBase() (*tls.Config, error) {
 		// clientHello.serve, which narrows TLS 1.0-1.2 apps to P-256.
 		CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384},
 	}
-	base.SetSessionTicketKeys([][32]byte{key})
-	return base, nil
+}
+
+// ticketKeys rotates the session ticket keys of the app-facing template:
+// a new key every sessionLifetime/2, the previous one kept to open tickets
+// it sealed, so a ticket resumes for at most sessionLifetime, and a key
+// read out of memory opens no session older than that. crypto/tls rotates
+// on its own only when no keys are set; tlsbridge sets them so that the
+// per-connection clones share them (a clone copies the keys of the moment,
+// under the template's lock).
+type ticketKeys struct {
+	base  *tls.Config
+	mu    sync.Mutex
+	cur   [32]byte
+	timer *time.Timer // nil until start, and after stop
+}
+
+// newTicketKeys sets base's first key.
+func newTicketKeys(base *tls.Config) (*ticketKeys, error) {
+	k := &ticketKeys{base: base}
+	if err := k.rotate(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// rotate seals new tickets with a fresh key and forgets the oldest.
+func (k *ticketKeys) rotate() error {
+	var next [32]byte
+	if _, err := rand.Read(next[:]); err != nil {
+		return fmt.Errorf("session ticket key: %w", err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	keys := [][32]byte{next}
+	if k.cur != ([32]byte{}) {
+		keys = append(keys, k.cur)
+	}
+	k.base.SetSessionTicketKeys(keys)
+	k.cur = next
+	return nil
+}
+
+// start rotates every period until stop.
+func (k *ticketKeys) start(period time.Duration) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var tick func()
+	tick = func() {
+		_ = k.rotate() // a failed read of crypto/rand keeps the keys one period more
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if k.timer != nil {
+			k.timer = time.AfterFunc(period, tick)
+		}
+	}
+	k.timer = time.AfterFunc(period, tick)
+}
+
+func (k *ticketKeys) stop() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.timer != nil {
+		k.timer.Stop()
+		k.timer = nil
+	}
 }
 
 // appFacingConfig returns a per-connection config for the app's side. It
