@@ -2,7 +2,8 @@
 # deb-install: "make deb" builds a .deb that dpkg installs on this machine
 # with every file where it belongs, a conffile, the tlsbridge user and
 # /var/lib/tlsbridge, and no running service (PID 1 here is no systemd);
-# the installed tlsbridge runs (version, check, ca init as its user);
+# the installed tlsbridge runs (version, check, ca init as its user), and
+# so does the legacy engine it ships (an XP-like app resumes by session ID);
 # "dpkg -r" keeps config, CA and user, a reinstall keeps an edited config,
 # and "dpkg -P" leaves the machine as it was before. Needs root, and
 # refuses to run where tlsbridge is already installed. See README.md.
@@ -14,6 +15,7 @@ need dpkg dpkg
 need go golang-go
 need make make
 need openssl openssl
+need timeout coreutils
 need setpriv util-linux
 need update-ca-certificates ca-certificates
 need_tlsbridge
@@ -25,7 +27,7 @@ machine_state() {
 	getent passwd tlsbridge || echo "no user"
 	getent group tlsbridge || echo "no group"
 	local p
-	for p in /usr/bin/tlsbridge /usr/lib/systemd/system/tlsbridge.service /usr/lib/sysusers.d/tlsbridge.conf \
+	for p in /usr/bin/tlsbridge /usr/lib/tlsbridge /usr/lib/systemd/system/tlsbridge.service /usr/lib/sysusers.d/tlsbridge.conf \
 		/etc/tlsbridge /var/lib/tlsbridge /usr/share/doc/tlsbridge; do
 		if [[ -e $p ]]; then echo "present $p"; else echo "absent $p"; fi
 	done
@@ -58,7 +60,7 @@ else
 	die "make deb" "$out"
 fi
 info=$(dpkg-deb -I "$DEB")
-expect "control: Package tlsbridge, Depends procps" "$info" 'Depends: procps'
+expect "control: Package tlsbridge, Depends procps, libssl3 (the legacy engine's)" "$info" 'Depends: procps, libssl3$'
 expect "conffile: /etc/tlsbridge/config.toml" "$(dpkg-deb -f "$DEB" Package; dpkg-deb --ctrl-tarfile "$DEB" | tar -xO ./conffiles)" '^/etc/tlsbridge/config.toml$'
 
 # 2. dpkg -i: the postinst creates the user and the CA directory, starts
@@ -70,6 +72,7 @@ else
 fi
 declare -A want=(
 	[/usr/bin/tlsbridge]="755 root"
+	[/usr/lib/tlsbridge/tlsbridge-openssl]="755 root"
 	[/usr/lib/systemd/system/tlsbridge.service]="644 root"
 	[/usr/lib/sysusers.d/tlsbridge.conf]="644 root"
 	[/etc/tlsbridge/config.toml]="644 root"
@@ -128,7 +131,8 @@ ORIGIN_PORT=$(free_port)
 start origin openssl s_server -accept "127.0.0.1:$ORIGIN_PORT" -www -no_tls1 -no_tls1_1 \
 	-cert "$WORK/nginx.pem" -key "$WORK/nginx-key.pem"
 wait_port origin "$ORIGIN_PORT"
-render "$EX_DIR/config.toml" "$WORK/config.toml" "ORIGIN_PORT=$ORIGIN_PORT"
+PROXY_PORT=$(free_port)
+render "$EX_DIR/config.toml" "$WORK/config.toml" "ORIGIN_PORT=$ORIGIN_PORT" "PROXY_PORT=$PROXY_PORT"
 if out=$(/usr/bin/tlsbridge check -config "$WORK/config.toml" -ca-dir /var/lib/tlsbridge "$ORIGIN_HOST" 2>&1); then
 	expect "tlsbridge check $ORIGIN_HOST (TLS 1.2+ origin, private CA): a TLS 1.0 app gets through" "$out" 'TLS 1.2 yes'
 else
@@ -148,6 +152,27 @@ if out=$(setpriv --reuid=tlsbridge --regid=tlsbridge --clear-groups /usr/bin/tls
 	pass "ca init as tlsbridge: /var/lib/tlsbridge/ca-key.pem 600 tlsbridge"
 else
 	fail "ca init as tlsbridge" "$out"
+fi
+
+# The legacy engine the package ships: an XP-like app (TLS 1.0, RSA key
+# exchange, no tickets) through it resumes its session by ID.
+ENGINE=/usr/lib/tlsbridge/tlsbridge-openssl
+expect "tlsbridge-openssl version: this commit, with its libssl" "$("$ENGINE" version 2>&1)" "commit $head.*legacy engine OpenSSL 3"
+if out=$("$ENGINE" ca init -ca-dir "$WORK/engine-ca" 2>&1 && "$ENGINE" ca export -ca-dir "$WORK/engine-ca" -out "$WORK/engine-ca.pem" 2>&1); then
+	start tlsbridge-openssl "$ENGINE" run -config "$WORK/config.toml" -ca-dir "$WORK/engine-ca"
+	wait_port tlsbridge-openssl "$PROXY_PORT"
+	# xp_app ARGS...: one GET through the engine, s_client's summary line.
+	xp_app() {
+		printf 'GET / HTTP/1.0\r\n\r\n' | timeout "$CLIENT_TIMEOUT" openssl s_client -proxy "127.0.0.1:$PROXY_PORT" \
+			-connect "$ORIGIN_HOST:443" -servername "$ORIGIN_HOST" -tls1 -cipher 'AES128-SHA:@SECLEVEL=0' -no_ticket \
+			-CAfile "$WORK/engine-ca.pem" -verify_return_error -ign_eof "$@" 2>&1 | grep -Eo '^(New|Reused), [^ ]+, Cipher is [^ ]+' | head -n 1
+	}
+	expect "tlsbridge-openssl: first connection, full handshake" "$(xp_app -sess_out "$WORK/xp.pem")" '^New, .*Cipher is AES128-SHA'
+	expect "tlsbridge-openssl: second connection resumes by session ID" "$(xp_app -sess_in "$WORK/xp.pem")" '^Reused, .*Cipher is AES128-SHA'
+	expect "tlsbridge-openssl: its access line says client_resumed=true" "$(grep 'msg=access' "$WORK/tlsbridge-openssl.log" | tail -n 1)" 'client_resumed=true'
+	stop tlsbridge-openssl
+else
+	fail "tlsbridge-openssl ca init/export" "$out"
 fi
 
 # 4. dpkg -r keeps the conffile, the CA and the user, and warns that the

@@ -96,6 +96,23 @@ if [[ -n $exposure ]] && awk -v e="$exposure" -v m="$MAX_EXPOSURE" 'BEGIN { exit
 else
 	fail "template unit: exposure '${exposure:-none}', want at most $MAX_EXPOSURE" "$(grep -E '^✗|Overall' <<<"$out")"
 fi
+# The legacy engine's drop-in (docs/install.md): ExecStart= replaced by
+# the openssl build. verify reads the drop-in (a missing binary there is
+# named) and has no complaint with the real one.
+ENGINE=$REPO_DIR/bin/tlsbridge-openssl
+[[ -x $ENGINE ]] || die "$ENGINE not found: run 'make build-openssl' (make test does)"
+mkdir -p "$WORK/verify-engine/tlsbridge.service.d"
+cp "$WORK/verify/tlsbridge.service" "$WORK/verify-engine/"
+engine_dropin() {
+	printf '[Service]\nExecStart=\nExecStart=%s run -config /etc/tlsbridge/config.toml\n' "$1" >"$WORK/verify-engine/tlsbridge.service.d/engine.conf"
+	systemd-analyze verify --man=no "$WORK/verify-engine/tlsbridge.service" 2>&1
+}
+expect "drop-in read: a missing engine binary is named" "$(engine_dropin "$WORK/missing/tlsbridge-openssl")" 'missing/tlsbridge-openssl is not executable'
+if out=$(engine_dropin "$ENGINE") && [[ -z $out ]]; then
+	pass "systemd-analyze verify with the legacy engine's drop-in: no complaints"
+else
+	fail "systemd-analyze verify with the legacy engine's drop-in" "$out"
+fi
 # shellcheck disable=SC2016 # $MAINPID is systemd's, literally in the unit
 for setting in 'Type=notify' 'ExecReload=/bin/kill -HUP $MAINPID' 'User=tlsbridge' 'StateDirectory=tlsbridge' \
 	'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateTmp=yes' 'NoNewPrivileges=yes' 'CapabilityBoundingSet=' \
