@@ -157,4 +157,5 @@ type legacyConfig struct {
 	cert                   *tls.Certificate
 	protos                 []string
 	sessionContext         []byte
+	noResume               bool // [limits] session_lifetime = "0s"
 }

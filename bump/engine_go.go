@@ -5,6 +5,7 @@ package bump
 import (
 	"context"
 	"net"
+	"time"
 )
 
 // legacyEngine is absent from this build: crypto/tls serves every app,
@@ -15,6 +16,8 @@ type legacyEngine struct{}
 func newLegacyEngine() (*legacyEngine, error) { return nil, nil }
 
 func (*legacyEngine) suites() []uint16 { return nil }
+
+func (*legacyEngine) setLifetime(time.Duration) {}
 
 // LegacyEngine names the legacy TLS engine built in: none in this build.
 func LegacyEngine() string { return "" }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/tlsbridge/tlsbridge/internal/openssl"
 )
@@ -22,7 +23,7 @@ type legacyEngine struct {
 // newLegacyEngine makes the engine with the same suites crypto/tls offers
 // apps below TLS 1.2 (legacyClientCipherSuites), those this libssl has.
 func newLegacyEngine() (*legacyEngine, error) {
-	ctx, err := openssl.NewServerCtx(openssl.ServerConfig{CipherSuites: legacyClientCipherSuites, SessionLifetime: sessionLifetime})
+	ctx, err := openssl.NewServerCtx(openssl.ServerConfig{CipherSuites: legacyClientCipherSuites})
 	if err != nil {
 		return nil, fmt.Errorf("legacy TLS engine: %w", err)
 	}
@@ -30,6 +31,14 @@ func newLegacyEngine() (*legacyEngine, error) {
 }
 
 func (e *legacyEngine) suites() []uint16 { return e.served }
+
+// setLifetime applies [limits] session_lifetime to the sessions made from
+// now on (0 is applied per connection: legacyConfig.noResume).
+func (e *legacyEngine) setLifetime(d time.Duration) {
+	if d > 0 {
+		e.ctx.SetSessionLifetime(d)
+	}
+}
 
 // LegacyEngine names the legacy TLS engine built in: the libssl in use.
 func LegacyEngine() string { return openssl.Version() }
@@ -51,6 +60,7 @@ func (e *legacyEngine) handshake(ctx context.Context, c net.Conn, cfg legacyConf
 		Certificate:    cfg.cert,
 		NextProtos:     cfg.protos,
 		SessionContext: cfg.sessionContext,
+		NoResume:       cfg.noResume,
 	})
 	if err != nil {
 		return nil, appState{}, err

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tlsbridge/tlsbridge/internal/openssl"
+	"github.com/tlsbridge/tlsbridge/policy"
 )
 
 // handshakes reads tlsbridge_app_handshakes_total{engine,resumed}.
@@ -130,6 +131,28 @@ func TestLegacySessionIDResumption(t *testing.T) {
 			t.Fatalf("access lines lack client_resumed:\n%s", logs)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// session_lifetime = "0s": the legacy engine resumes no session by ID
+// either; a reload to a lifetime turns it on.
+func TestLegacySessionLifetimeZero(t *testing.T) {
+	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
+	cfg := pinConfig(o, "origin.test", "bump", "")
+	p := startProxy(t, "[limits]\nsession_lifetime = \"0s\"\n"+cfg)
+	_, dial := sessionClient(t, p)
+	sess, _ := dial(nil)
+	if _, st := dial(sess); st.DidResume {
+		t.Fatal("resumed by session ID with session_lifetime 0s")
+	}
+	pol, err := policy.Parse([]byte("[limits]\nsession_lifetime = \"5m\"\n"+cfg), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.srv.SetPolicy(pol)
+	sess, _ = dial(nil)
+	if _, st := dial(sess); !st.DidResume {
+		t.Fatal("no resumption by session ID after a reload to session_lifetime 5m")
 	}
 }
 

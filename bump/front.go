@@ -209,7 +209,7 @@ func (s *Server) front(next http.Handler) http.Handler {
 func (s *Server) proxyPortTLS(ctx context.Context, rt *snapshot, c net.Conn) (*tls.Conn, bool) {
 	var hello *clientHello
 	names := s.cfg.ProxyNames
-	cfg := appFacingConfig(s.appBase, rt.pol.Client, nil, func(hi *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	cfg := appFacingConfig(s.appBase, rt.pol.Client, rt.lim, nil, func(hi *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		return s.cfg.Certs.GetMulti(names, rt.leafKeyFor(s.cfg.Certs, hi))
 	})
 	cfg.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {

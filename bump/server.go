@@ -125,7 +125,9 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics(cfg.Certs, cfg.LeafMints)
 	s.aia = newAIAFetcher(s.dial, log, s.metrics)
 	s.rt.Store(s.newSnapshot(cfg.Policy))
-	tickets.start(sessionLifetime / 2)
+	if err := s.applySessionLifetime(cfg.Policy.Limits); err != nil {
+		return nil, fmt.Errorf("bump: %w", err)
+	}
 	s.proxy = s.newProxy()
 	var lookup lookupFunc
 	if processLookup {

@@ -620,9 +620,9 @@ func TestAppSessionResumption(t *testing.T) {
 }
 
 // Session tickets are sealed with a key that rotates (every half of
-// sessionLifetime, rotated by hand here): a ticket still opens after one
-// rotation, never after two, so a session resumes for at most
-// sessionLifetime however long tlsbridge runs.
+// [limits] session_lifetime, rotated by hand here): a ticket still opens
+// after one rotation, never after two, so a session resumes for at most
+// session_lifetime however long tlsbridge runs.
 func TestAppSessionTicketKeysRotate(t *testing.T) {
 	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
 	p := startProxy(t, pinConfig(o, "origin.test", "bump", ""))
@@ -640,14 +640,14 @@ func TestAppSessionTicketKeysRotate(t *testing.T) {
 			if resumed() {
 				t.Fatal("first connection resumed")
 			}
-			if err := p.srv.tickets.rotate(); err != nil {
+			if err := p.srv.tickets.rotate(true); err != nil {
 				t.Fatal(err)
 			}
 			if !resumed() {
 				t.Error("a ticket sealed before one rotation did not resume")
 			}
 			for range 2 {
-				if err := p.srv.tickets.rotate(); err != nil {
+				if err := p.srv.tickets.rotate(true); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -656,6 +656,53 @@ func TestAppSessionTicketKeysRotate(t *testing.T) {
 			}
 			if !resumed() {
 				t.Error("the fresh ticket after a full handshake did not resume")
+			}
+		})
+	}
+}
+
+// session_lifetime = "0s" turns resumption off; a reload turns it on again,
+// and a reload that changes the lifetime drops the tickets sealed before.
+func TestSessionLifetimeReload(t *testing.T) {
+	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
+	cfg := pinConfig(o, "origin.test", "bump", "")
+	p := startProxy(t, "[limits]\nsession_lifetime = \"0s\"\n"+cfg)
+	setLifetime := func(d string) {
+		t.Helper()
+		pol, err := policy.Parse([]byte("[limits]\nsession_lifetime = \""+d+"\"\n"+cfg), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.srv.SetPolicy(pol)
+	}
+	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(versionName(v), func(t *testing.T) {
+			setLifetime("0s")
+			client := p.legacyClient(t, clientOpts{version: v})
+			tr := client.Transport.(*http.Transport)
+			tr.TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+			resumed := func() bool {
+				t.Helper()
+				tr.CloseIdleConnections()
+				resp, _ := get(t, client, "https://origin.test/")
+				return resp.TLS.DidResume
+			}
+			for i := range 2 {
+				if resumed() {
+					t.Fatalf("connection %d resumed with session_lifetime 0s", i)
+				}
+			}
+			setLifetime("1h")
+			resumed()
+			if !resumed() {
+				t.Fatal("no resumption after a reload to session_lifetime 1h")
+			}
+			setLifetime("10m")
+			if resumed() {
+				t.Error("a ticket sealed under session_lifetime 1h resumed after a reload to 10m")
+			}
+			if !resumed() {
+				t.Error("no resumption under session_lifetime 10m")
 			}
 		})
 	}

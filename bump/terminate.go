@@ -74,7 +74,7 @@ func (ss *session) terminate(hello *clientHello, c policy.ClientTLS, protos []st
 	if s.legacy != nil && legacyTakes(hello, s.legacy.suites()) {
 		app, st, err = ss.terminateLegacy(hello, c, protos, leafName(hello.info.ServerName))
 	} else {
-		cfg := appFacingConfig(s.appBase, c, protos, func(hi *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		cfg := appFacingConfig(s.appBase, c, ss.rt.lim, protos, func(hi *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return s.cfg.Certs.Get(leafName(hi.ServerName), ss.rt.leafKeyFor(s.cfg.Certs, hi))
 		})
 		tc := hello.serve(ss.client, cfg)
@@ -112,6 +112,7 @@ func (ss *session) terminateLegacy(hello *clientHello, c policy.ClientTLS, proto
 	return ss.s.legacy.handshake(ss.ctx(), &replayConn{Conn: ss.client, pending: hello.recorded}, legacyConfig{
 		minVersion: c.MinVersion, maxVersion: c.MaxVersion, cert: cert, protos: protos,
 		sessionContext: sessionContext(ss.s.cfg.Certs.Authority().CertDER(), name),
+		noResume:       ss.rt.lim.SessionLifetime == 0,
 	})
 }
 

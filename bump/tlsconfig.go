@@ -67,11 +67,6 @@ var upstreamCipherSuites = []uint16{
 	tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
 }
 
-// sessionLifetime bounds how long an app can resume a session, with either
-// engine: the legacy engine's session cache and ticket lifetime hint, and
-// crypto/tls's ticket keys, which rotate every half of it (ticketKeys).
-const sessionLifetime = time.Hour
-
 // newAppFacingBase returns the template every app-facing tls.Config is cloned
 // from. Session ticket keys are set here (ticketKeys) so that clones share
 // them and a reconnecting app can resume instead of paying for a full
@@ -93,30 +88,32 @@ func newAppFacingBase() *tls.Config {
 }
 
 // ticketKeys rotates the session ticket keys of the app-facing template:
-// a new key every sessionLifetime/2, the previous one kept to open tickets
-// it sealed, so a ticket resumes for at most sessionLifetime, and a key
-// read out of memory opens no session older than that. crypto/tls rotates
-// on its own only when no keys are set; tlsbridge sets them so that the
-// per-connection clones share them (a clone copies the keys of the moment,
-// under the template's lock).
+// a new key every half of [limits] session_lifetime, the previous one kept
+// to open the tickets it sealed, so a ticket resumes for at most the
+// lifetime, and a key read out of memory opens no session older than
+// that. crypto/tls rotates on its own only when no keys are set; tlsbridge
+// sets them so that the per-connection clones share them (a clone copies
+// the keys of the moment, under the template's lock).
 type ticketKeys struct {
-	base  *tls.Config
-	mu    sync.Mutex
-	cur   [32]byte
-	timer *time.Timer // nil until start, and after stop
+	base   *tls.Config
+	mu     sync.Mutex
+	cur    [32]byte
+	period time.Duration // 0: resumption off, no rotation
+	timer  *time.Timer   // nil while period is 0, and after stop
 }
 
 // newTicketKeys sets base's first key.
 func newTicketKeys(base *tls.Config) (*ticketKeys, error) {
 	k := &ticketKeys{base: base}
-	if err := k.rotate(); err != nil {
+	if err := k.rotate(false); err != nil {
 		return nil, err
 	}
 	return k, nil
 }
 
-// rotate seals new tickets with a fresh key and forgets the oldest.
-func (k *ticketKeys) rotate() error {
+// rotate seals new tickets with a fresh key; keep says whether the
+// current one still opens tickets (until the next rotation).
+func (k *ticketKeys) rotate(keep bool) error {
 	var next [32]byte
 	if _, err := rand.Read(next[:]); err != nil {
 		return fmt.Errorf("session ticket key: %w", err)
@@ -124,7 +121,7 @@ func (k *ticketKeys) rotate() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	keys := [][32]byte{next}
-	if k.cur != ([32]byte{}) {
+	if keep {
 		keys = append(keys, k.cur)
 	}
 	k.base.SetSessionTicketKeys(keys)
@@ -132,20 +129,45 @@ func (k *ticketKeys) rotate() error {
 	return nil
 }
 
-// start rotates every period until stop.
-func (k *ticketKeys) start(period time.Duration) {
+// setLifetime rotates every lifetime/2 from now on; a changed lifetime
+// also drops every key so far (a ticket sealed under the old rule, or
+// before resumption was turned off and on again, never resumes).
+func (k *ticketKeys) setLifetime(lifetime time.Duration) error {
+	period := lifetime / 2
+	k.mu.Lock()
+	same := period == k.period && (period == 0) == (k.timer == nil)
+	k.mu.Unlock()
+	if same {
+		return nil
+	}
+	if err := k.rotate(false); err != nil {
+		return err
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	var tick func()
-	tick = func() {
-		_ = k.rotate() // a failed read of crypto/rand keeps the keys one period more
+	if k.timer != nil {
+		k.timer.Stop()
+		k.timer = nil
+	}
+	k.period = period
+	if period > 0 {
+		k.arm()
+	}
+	return nil
+}
+
+// arm schedules the next rotation; k.mu is held.
+func (k *ticketKeys) arm() {
+	var t *time.Timer
+	t = time.AfterFunc(k.period, func() {
+		_ = k.rotate(true) // a failed read of crypto/rand keeps the keys one period more
 		k.mu.Lock()
 		defer k.mu.Unlock()
-		if k.timer != nil {
-			k.timer = time.AfterFunc(period, tick)
+		if k.timer == t { // not stopped or re-armed meanwhile
+			k.arm()
 		}
-	}
-	k.timer = time.AfterFunc(period, tick)
+	})
+	k.timer = t
 }
 
 func (k *ticketKeys) stop() {
@@ -161,8 +183,9 @@ func (k *ticketKeys) stop() {
 // takes 3DES out of the suites for an app that offers TLS 1.2 or later
 // (see legacyClientCipherSuites) once its ClientHello is read; the apps
 // tlsbridge exists for, below TLS 1.2, keep this config as it is.
-func appFacingConfig(base *tls.Config, c policy.ClientTLS, alpn []string, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Config {
+func appFacingConfig(base *tls.Config, c policy.ClientTLS, lim policy.Limits, alpn []string, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Config {
 	cfg := base.Clone()
+	cfg.SessionTicketsDisabled = lim.SessionLifetime == 0
 	cfg.MinVersion = c.MinVersion
 	cfg.MaxVersion = c.MaxVersion
 	cfg.NextProtos = alpn

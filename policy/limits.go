@@ -28,6 +28,10 @@ type Limits struct {
 	// MaxConnections bounds concurrent app connections (proxy port and
 	// listeners together); more are refused with 503.
 	MaxConnections int
+	// SessionLifetime bounds how long an app can resume a TLS session (by
+	// ticket or session ID) instead of a full handshake; 0 turns
+	// resumption off.
+	SessionLifetime time.Duration
 }
 
 // Auth is the [auth] section: proxy authentication (Basic, RFC 7617, in
@@ -51,6 +55,7 @@ type fileLimits struct {
 	DrainTimeout     string `toml:"drain_timeout"`
 	MaxHeaderBytes   int    `toml:"max_header_bytes"`
 	MaxConnections   int    `toml:"max_connections"`
+	SessionLifetime  string `toml:"session_lifetime"`
 }
 
 type fileAuth struct {
@@ -69,6 +74,7 @@ func DefaultLimits() Limits {
 		DrainTimeout:     5 * time.Second,
 		MaxHeaderBytes:   64 << 10,
 		MaxConnections:   4096,
+		SessionLifetime:  time.Hour,
 	}
 }
 
@@ -82,6 +88,7 @@ func defaultFileLimits() fileLimits {
 		DrainTimeout:     d.DrainTimeout.String(),
 		MaxHeaderBytes:   d.MaxHeaderBytes,
 		MaxConnections:   d.MaxConnections,
+		SessionLifetime:  d.SessionLifetime.String(),
 	}
 }
 
@@ -94,6 +101,7 @@ func (b *builder) limits(l fileLimits) Limits {
 		DrainTimeout:     b.duration("drain_timeout", l.DrainTimeout, 0, 10*time.Minute),
 		MaxHeaderBytes:   l.MaxHeaderBytes,
 		MaxConnections:   l.MaxConnections,
+		SessionLifetime:  b.duration("session_lifetime", l.SessionLifetime, 0, 24*time.Hour),
 	}
 	if l.MaxHeaderBytes < 1024 || l.MaxHeaderBytes > 1<<20 {
 		b.add("limits.max_header_bytes", ErrInvalid, "%d is out of range (want 1024 to 1048576)", l.MaxHeaderBytes)

@@ -11,7 +11,7 @@ import (
 func TestLimitsDefaultsAndOverrides(t *testing.T) {
 	p := Default()
 	want := Limits{HandshakeTimeout: 10 * time.Second, UpstreamTimeout: 15 * time.Second, IdleTimeout: 5 * time.Minute,
-		DrainTimeout: 5 * time.Second, MaxHeaderBytes: 64 << 10, MaxConnections: 4096}
+		DrainTimeout: 5 * time.Second, MaxHeaderBytes: 64 << 10, MaxConnections: 4096, SessionLifetime: time.Hour}
 	if p.Limits != want {
 		t.Errorf("Default().Limits = %+v, want %+v", p.Limits, want)
 	}
@@ -21,6 +21,12 @@ func TestLimitsDefaultsAndOverrides(t *testing.T) {
 	}
 	if p.Limits.HandshakeTimeout != 2*time.Second || p.Limits.MaxConnections != 10 || p.Limits.IdleTimeout != 5*time.Minute {
 		t.Errorf("Limits = %+v, want handshake 2s, 10 connections, idle default", p.Limits)
+	}
+	for in, want := range map[string]time.Duration{`"10m"`: 10 * time.Minute, `"0s"`: 0, `"24h"`: 24 * time.Hour} {
+		p, err := Parse([]byte("[limits]\nsession_lifetime = "+in+"\n"), "")
+		if err != nil || p.Limits.SessionLifetime != want {
+			t.Errorf("session_lifetime = %s: %v, %v; want %v", in, p.Limits.SessionLifetime, err, want)
+		}
 	}
 }
 
@@ -43,6 +49,8 @@ func TestLimitsAndAuthErrors(t *testing.T) {
 		{"too-long", "[limits]\nupstream_timeout = \"1h\"\n", "limits.upstream_timeout: 1h0m0s is out of range"},
 		{"header-bytes", "[limits]\nmax_header_bytes = 10\n", "limits.max_header_bytes: 10 is out of range"},
 		{"connections", "[limits]\nmax_connections = 0\n", "limits.max_connections: 0 is out of range"},
+		{"session-lifetime-long", "[limits]\nsession_lifetime = \"48h\"\n", "limits.session_lifetime: 48h0m0s is out of range (want 0s to 24h0m0s)"},
+		{"session-lifetime-negative", "[limits]\nsession_lifetime = \"-1m\"\n", "limits.session_lifetime: -1m0s is out of range"},
 		{"drain-delay", "[admin]\ndrain_delay = \"5\"\n", `admin.drain_delay: "5" is not a duration`},
 		{"drain-delay-long", "[admin]\ndrain_delay = \"1h\"\n", "admin.drain_delay: 1h0m0s is out of range (want 0s to 5m0s)"},
 		{"unknown-limit", "[limits]\nmax_conns = 5\n", `unknown key "limits.max_conns"`},

@@ -80,5 +80,28 @@ metrics=$(curl -sS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics")
 expect "metrics: resumed handshakes of the legacy engine counted" "$metrics" \
 	'^tlsbridge_app_handshakes_total\{engine="openssl",resumed="true"\} [2-9]'
 
+# [limits] session_lifetime, applied by SIGHUP: "10m" gives new tickets a
+# 600 s hint; "0s" turns resumption off, by session ID and by ticket.
+cp "$WORK/config.toml" "$WORK/config.toml.orig"
+reload_lifetime() {
+	local n
+	n=$(grep -c 'config reloaded' "$LOG" || true)
+	{ cat "$WORK/config.toml.orig" && printf '\n[limits]\nsession_lifetime = "%s"\n' "$1"; } >"$WORK/config.toml"
+	kill -HUP "$(<"$WORK/tlsbridge-openssl.pid")"
+	for ((i = 0; i < 50; i++)); do
+		(($(grep -c 'config reloaded' "$LOG" || true) > n)) && return
+		sleep 0.1
+	done
+	fail "SIGHUP with session_lifetime = \"$1\": no 'config reloaded' line" "$(tail -n 5 "$LOG")"
+}
+reload_lifetime 10m
+s_client_app out -sess_out "$WORK/t10.pem"
+expect "session_lifetime = \"10m\" (SIGHUP): new tickets hint 600 s" "$out" 'lifetime hint: 600 \(seconds\)'
+reload_lifetime 0s
+r=$(second_of -no_ticket)
+expect "session_lifetime = \"0s\" (SIGHUP): session ID not resumed" "$r" '^New, '
+r=$(second_of)
+expect "session_lifetime = \"0s\": no ticket either" "$r" '^New, '
+
 expect_origin_modern 4
 ex_finish

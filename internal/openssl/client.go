@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"time"
 	"unsafe"
 )
 
@@ -109,4 +110,10 @@ func (s *Session) ID() []byte {
 	p := C.SSL_SESSION_get_id(s.s, &n)
 	defer runtime.KeepAlive(s)
 	return C.GoBytes(unsafe.Pointer(p), C.int(n))
+}
+
+// LifetimeHint is the server's ticket lifetime hint; 0 without a ticket.
+func (s *Session) LifetimeHint() time.Duration {
+	defer runtime.KeepAlive(s)
+	return time.Duration(C.SSL_SESSION_get_ticket_lifetime_hint(s.s)) * time.Second
 }

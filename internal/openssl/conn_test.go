@@ -270,6 +270,29 @@ func TestTicketLifetimeHint(t *testing.T) {
 	}
 }
 
+// The ticket lifetime hint is the session lifetime, and SetSessionLifetime
+// changes it for the sessions made from then on (a reload of [limits]
+// session_lifetime).
+func TestSetSessionLifetime(t *testing.T) {
+	f := newFixture(t)
+	client, err := openssl.NewClientCtx(openssl.ClientConfig{RootsFile: f.roots, CipherList: "AES128-SHA:@SECLEVEL=0",
+		MaxVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serverCtx(t, 0, 90*time.Minute)
+	addr, states := f.serve(t, srv, "app.test", nil, 2)
+	if sess, _ := dialOpenSSL(t, client, addr, "app.test", nil); sess.LifetimeHint() != 90*time.Minute {
+		t.Errorf("ticket lifetime hint %v, want 1h30m", sess.LifetimeHint())
+	}
+	<-states
+	srv.SetSessionLifetime(10 * time.Minute)
+	if sess, _ := dialOpenSSL(t, client, addr, "app.test", nil); sess.LifetimeHint() != 10*time.Minute {
+		t.Errorf("after SetSessionLifetime(10m): ticket lifetime hint %v, want 10m", sess.LifetimeHint())
+	}
+	<-states
+}
+
 func TestHostileInput(t *testing.T) {
 	f := newFixture(t)
 	for _, tc := range []struct {

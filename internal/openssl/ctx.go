@@ -163,6 +163,15 @@ func (c *Ctx) CipherSuites() []uint16 {
 	return out
 }
 
+// SetSessionLifetime sets how long the sessions made from now on can be
+// resumed, by ID or ticket (the ticket's lifetime hint); sessions made
+// before keep theirs. OpenSSL counts whole seconds. It may run while
+// connections do: the value is one word OpenSSL reads when it makes a
+// session.
+func (c *Ctx) SetSessionLifetime(d time.Duration) {
+	C.SSL_CTX_set_timeout(c.ctx, C.long(max(1, int64(d/time.Second))))
+}
+
 // Sessions is the number of sessions in the server session cache.
 func (c *Ctx) Sessions() int { return int(C.tb_ctx_sessions(c.ctx)) }
 

@@ -129,6 +129,9 @@ long tb_ctx_set_session_cache(SSL_CTX *ctx, long size, long secs) {
 
 long tb_ctx_sessions(SSL_CTX *ctx) { return SSL_CTX_sess_number(ctx); }
 
+// tb_no_ticket: s neither issues nor accepts session tickets.
+void tb_no_ticket(SSL *s) { SSL_set_options(s, SSL_OP_NO_TICKET); }
+
 int tb_min_max(SSL *s, int lo, int hi) {
 	return SSL_set_min_proto_version(s, lo) == 1 && SSL_set_max_proto_version(s, hi) == 1;
 }

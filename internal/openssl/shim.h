@@ -23,6 +23,7 @@ int tb_version(SSL *s);
 int tb_cipher_id(SSL *s);
 void tb_alpn(SSL *s, const unsigned char **p, unsigned int *n);
 long tb_ctx_set_session_cache(SSL_CTX *ctx, long size, long secs);
+void tb_no_ticket(SSL *s);
 long tb_ctx_sessions(SSL_CTX *ctx);
 int tb_min_max(SSL *s, int lo, int hi);
 int tb_ctx_options(SSL_CTX *ctx, int server);
