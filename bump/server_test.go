@@ -608,11 +608,9 @@ func TestAppSessionResumption(t *testing.T) {
 	p := startProxy(t, pinConfig(o, "origin.test", "bump", ""))
 	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS12, tls.VersionTLS13} {
 		t.Run(versionName(v), func(t *testing.T) {
-			client := p.legacyClient(t, clientOpts{version: v})
-			client.Transport.(*http.Transport).TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(4)
-			get(t, client, "https://origin.test/")
-			resp, _ := get(t, client, "https://origin.test/")
-			if !resp.TLS.DidResume {
+			resumed := p.resumingApp(t, v)
+			resumed()
+			if !resumed() {
 				t.Errorf("second connection did not resume its %s session", versionName(v))
 			}
 		})
@@ -628,15 +626,7 @@ func TestAppSessionTicketKeysRotate(t *testing.T) {
 	p := startProxy(t, pinConfig(o, "origin.test", "bump", ""))
 	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS12, tls.VersionTLS13} {
 		t.Run(versionName(v), func(t *testing.T) {
-			client := p.legacyClient(t, clientOpts{version: v})
-			tr := client.Transport.(*http.Transport)
-			tr.TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(4)
-			resumed := func() bool {
-				t.Helper()
-				tr.CloseIdleConnections()
-				resp, _ := get(t, client, "https://origin.test/")
-				return resp.TLS.DidResume
-			}
+			resumed := p.resumingApp(t, v)
 			if resumed() {
 				t.Fatal("first connection resumed")
 			}
@@ -661,6 +651,20 @@ func TestAppSessionTicketKeysRotate(t *testing.T) {
 	}
 }
 
+// resumingApp returns an app of TLS version v with a session cache; each
+// call is a GET on a new connection and reports whether it resumed.
+func (p *proxy) resumingApp(t *testing.T, v uint16) func() bool {
+	client := p.legacyClient(t, clientOpts{version: v})
+	tr := client.Transport.(*http.Transport)
+	tr.TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	return func() bool {
+		t.Helper()
+		tr.CloseIdleConnections()
+		resp, _ := get(t, client, "https://origin.test/")
+		return resp.TLS.DidResume
+	}
+}
+
 // session_lifetime = "0s" turns resumption off; a reload turns it on again,
 // and a reload that changes the lifetime drops the tickets sealed before.
 func TestSessionLifetimeReload(t *testing.T) {
@@ -678,15 +682,7 @@ func TestSessionLifetimeReload(t *testing.T) {
 	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS12, tls.VersionTLS13} {
 		t.Run(versionName(v), func(t *testing.T) {
 			setLifetime("0s")
-			client := p.legacyClient(t, clientOpts{version: v})
-			tr := client.Transport.(*http.Transport)
-			tr.TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(4)
-			resumed := func() bool {
-				t.Helper()
-				tr.CloseIdleConnections()
-				resp, _ := get(t, client, "https://origin.test/")
-				return resp.TLS.DidResume
-			}
+			resumed := p.resumingApp(t, v)
 			for i := range 2 {
 				if resumed() {
 					t.Fatalf("connection %d resumed with session_lifetime 0s", i)
