@@ -428,10 +428,11 @@ func (h *h1conn) receive(rq *reqLog, bodyDone <-chan error) bool {
 		up := h.up
 		err := h.resp.ReadResponse(h.ur, h.lim)
 		if err != nil {
-			if !retried && bodyDone == nil && rq.reused && h.ci.stats.out.Load() == out0 && idempotent(h.req.Method) && !errors.As(err, new(*http1.Error)) {
+			if !retried && bodyDone == nil && h.req.RequestBody() == http1.BodyNone && rq.reused && h.ci.stats.out.Load() == out0 && idempotent(h.req.Method) && !errors.As(err, new(*http1.Error)) {
 				// The server closed a reused connection before answering:
 				// send the request once more on a new one (as Go's
-				// Transport does for idempotent requests).
+				// Transport does for idempotent requests). Never one
+				// with a body: it was consumed from the app already.
 				retried = true
 				h.detach(false)
 				done, serr := h.send(rq, true)

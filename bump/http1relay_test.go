@@ -570,3 +570,67 @@ func TestUpstreamGoneBetweenRequests(t *testing.T) {
 		t.Errorf("origin gone: %d %q, want 502 naming the cause", resp.StatusCode, body)
 	}
 }
+
+// A kept upstream the server closes on receiving a request, before any
+// answer: a request without a body is sent again on a new connection, but
+// one whose body was already forwarded (and consumed from the app) must not
+// be: sent again, its head would take its body from whatever the app sends
+// next, a pipelined request's bytes or nothing at all (then the exchange
+// hangs until the idle timeout).
+func TestRetryNeverResendsConsumedBody(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		next string // what the app sends after the PUT's body
+	}{
+		{"app-waits", ""},
+		{"pipelined", "GET /next HTTP/1.1\r\nHost: origin.test\r\n\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var dropped atomic.Bool
+			var mu sync.Mutex
+			var puts []string
+			o := startOrigin(t, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				if r.Method == http.MethodPut && dropped.CompareAndSwap(false, true) {
+					// The server's keep-alive timeout, hit as the request came.
+					if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+						c.Close()
+					}
+					return
+				}
+				if r.Method == http.MethodPut {
+					mu.Lock()
+					puts = append(puts, string(b))
+					mu.Unlock()
+				}
+				fmt.Fprintf(w, "%s %s body=%q", r.Method, r.URL.Path, b)
+			}))
+			p := startProxy(t, pinConfig(o, "origin.test", "bump", ""))
+			a := p.dialApp(t)
+			a.send("GET /first HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+			if _, body := a.read("GET"); body != `GET /first body=""` {
+				t.Fatalf("first request: %q", body)
+			}
+			a.send("PUT /put HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 5\r\n\r\nhello" + tt.next)
+			a.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			resp, err := http.ReadResponse(a.br, &http.Request{Method: http.MethodPut})
+			if err != nil {
+				t.Fatalf("PUT after the server closed the kept upstream: %v", err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			switch {
+			case resp.StatusCode == http.StatusBadGateway:
+			case resp.StatusCode == http.StatusOK && string(b) == `PUT /put body="hello"`:
+			default:
+				t.Errorf("PUT: %d %q, want a 502 or its own answer", resp.StatusCode, b)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, got := range puts {
+				if got != "hello" {
+					t.Errorf("the origin got a PUT whose body is %q, not the app's %q", got, "hello")
+				}
+			}
+		})
+	}
+}
