@@ -83,6 +83,9 @@ type h1conn struct {
 	// bodyFailed is set by a bodySender that failed and closed the upstream:
 	// its result is on the way, no need to close the app to unblock it.
 	bodyFailed atomic.Bool
+	// upgraded is set once a 101 made the connection a byte relay, which
+	// has an idle watch of its own (serveHTTP1's sees HTTP-stage reads only).
+	upgraded atomic.Bool
 }
 
 // meter counts what one side sends and when, for stats and the idle watch.
@@ -155,6 +158,9 @@ func (ss *session) serveHTTP1(app appTLS, br *bufio.Reader, up *tls.Conn, uerr e
 		h.attach(up, from)
 	}
 	w := newIdleWatch(lim.IdleTimeout, &ci.stats.lastIO, func() {
+		if h.upgraded.Load() {
+			return
+		}
 		ci.stats.fail("idle", errIdle)
 		h.closeAll()
 	})
@@ -646,6 +652,7 @@ func (h *h1conn) switchProtocols(rq *reqLog, bodyDone <-chan error) {
 	h.mu.Unlock()
 	h.served++
 	h.logRequest(rq)
+	h.upgraded.Store(true)
 	relay(h.app, up, h.ss.rt.lim.IdleTimeout, &h.ci.stats)
 }
 

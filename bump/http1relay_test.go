@@ -634,3 +634,32 @@ func TestRetryNeverResendsConsumedBody(t *testing.T) {
 		})
 	}
 }
+
+// After a 101 the connection is a byte relay with an idle watch of its own:
+// traffic either way keeps it open past idle_timeout, however long ago the
+// last HTTP message was (the intermediary's watch, which counts only
+// HTTP-stage reads, must not close it from under the relay).
+func TestUpgradedConnectionOutlivesIdleTimeout(t *testing.T) {
+	ro := newRecordingOrigin(t)
+	p := intermediaryProxy(t, ro, "\n[limits]\nidle_timeout = \"1s\"\n")
+	a := p.dialApp(t)
+	a.send("GET /ws HTTP/1.1\r\nHost: origin.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	resp, err := http.ReadResponse(a.br, &http.Request{Method: "GET"})
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	hello := make([]byte, len("hello-from-ws "))
+	if _, err := io.ReadFull(a.br, hello); err != nil {
+		t.Fatalf("after 101: %v", err)
+	}
+	start := time.Now()
+	for i := 0; time.Since(start) < 3*time.Second; i++ {
+		msg := fmt.Sprintf("ping-%d ", i)
+		a.send(msg)
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(a.br, got); err != nil || string(got) != msg {
+			t.Fatalf("%v after the upgrade, with traffic every 250ms: %q, %v; want %q", time.Since(start).Round(time.Millisecond), got, err, msg)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
