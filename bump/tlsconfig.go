@@ -135,7 +135,7 @@ func (k *ticketKeys) rotate(keep bool) error {
 func (k *ticketKeys) setLifetime(lifetime time.Duration) error {
 	period := lifetime / 2
 	k.mu.Lock()
-	same := period == k.period && (period == 0) == (k.timer == nil)
+	same := period == k.period // the timer runs exactly while period > 0
 	k.mu.Unlock()
 	if same {
 		return nil
