@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsbridge/tlsbridge/internal/freeport"
 	"github.com/tlsbridge/tlsbridge/policy"
 )
 
@@ -299,12 +300,7 @@ func TestParentProxyFailures(t *testing.T) {
 // A parent that is tlsbridge itself is refused with 508, not looped
 // through.
 func TestParentProxyIsSelf(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	self := ln.Addr().String()
-	ln.Close()
+	self := freeport.Addr(t)
 	// The proxy will listen where its parent points: itself.
 	p := startProxyAt(t, self, fmt.Sprintf("[upstream]\nproxy = \"http://%s\"\n", self)+pinRule("loop.test", "bump", ""))
 	client := p.legacyClient(t, clientOpts{version: tls.VersionTLS10})

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsbridge/tlsbridge/internal/freeport"
 )
 
 // The [admin] listener is one of tlsbridge's own ports: through the proxy it
@@ -16,7 +18,7 @@ import (
 // lists it (issue 13: GET http://127.0.0.1:3129/debug/pprof/cmdline through
 // the proxy was served).
 func TestRunAdminRefusedThroughProxy(t *testing.T) {
-	admin := freeAddr(t)
+	admin := freeport.Addr(t)
 	_, adminPort, _ := net.SplitHostPort(admin)
 	cfg := writeConfig(t, fmt.Sprintf("listen = \"127.0.0.1:0\"\nconnect_ports = [443, %s]\n[admin]\nlisten = %q\n", adminPort, admin))
 	stderr, stop := startRun(t, "-config", cfg, "-ca-dir", t.TempDir())

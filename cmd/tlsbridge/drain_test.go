@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsbridge/tlsbridge/internal/freeport"
 )
 
 // getStatus returns the status code of GET url, or 0 if it cannot be
@@ -36,7 +38,7 @@ func TestDrainDelayReadyzFailsFirst(t *testing.T) {
 		{"readyz-never-asked", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			proxy, admin := freeAddr(t), freeAddr(t)
+			proxy, admin := freeport.Addr(t), freeport.Addr(t)
 			cfg := writeConfig(t, fmt.Sprintf("listen = %q\n[admin]\nlisten = %q\ndrain_delay = %q\n", proxy, admin, delay))
 			stderr, stop := startRun(t, "-config", cfg, "-ca-dir", t.TempDir())
 			waitFor(t, "the proxy to listen", func() bool { return strings.Contains(stderr.String(), "tlsbridge listening") })

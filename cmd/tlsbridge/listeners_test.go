@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tlsbridge/tlsbridge/internal/freeport"
 )
 
 func TestRunListenerPortTaken(t *testing.T) {
@@ -62,12 +64,7 @@ func TestRunServesListener(t *testing.T) {
 		io.Copy(c, c)
 	})
 
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	front := free.Addr().String()
-	free.Close()
+	front := freeport.Addr(t)
 	caDir := t.TempDir()
 	cfg := writeConfig(t, fmt.Sprintf(`listen = "127.0.0.1:0"
 [[listener]]

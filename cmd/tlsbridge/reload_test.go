@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsbridge/tlsbridge/internal/freeport"
 )
 
 // waitFor polls until cond holds or the deadline passes.
@@ -110,7 +112,7 @@ func TestReloadReopensListeners(t *testing.T) {
 			go func() { defer c.Close(); io.Copy(c, c) }()
 		}
 	}()
-	portA, portB := freeAddr(t), freeAddr(t)
+	portA, portB := freeport.Addr(t), freeport.Addr(t)
 	listener := func(addr string) string {
 		return fmt.Sprintf("[[listener]]\nlisten = %q\nupstream = %q\nserver_name = \"backend.test\"\nclient_tls = true\nupstream_tls = false\n", addr, backend.Addr().String())
 	}
@@ -175,17 +177,6 @@ func TestReloadReopensListeners(t *testing.T) {
 	}
 }
 
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // A reload names, in one warning, every changed key that only a restart
 // applies (the proxy and admin ports), and applies the rest: a new
 // handshake_timeout, which is not in that warning for CONNECTs.
@@ -194,13 +185,13 @@ func TestReloadNamesRestartKeys(t *testing.T) {
 	notifyReload(hup)
 	defer signal.Stop(hup)
 
-	proxy, admin, admin2 := freeAddr(t), freeAddr(t), freeAddr(t)
+	proxy, admin, admin2 := freeport.Addr(t), freeport.Addr(t), freeport.Addr(t)
 	cfg := writeConfig(t, fmt.Sprintf("listen = %q\n[admin]\nlisten = %q\n", proxy, admin))
 	stderr, stop := startRun(t, "-config", cfg, "-ca-dir", t.TempDir())
 	defer stop()
 	waitFor(t, "the proxy to listen", func() bool { return strings.Contains(stderr.String(), "tlsbridge listening") })
 
-	moved := freeAddr(t)
+	moved := freeport.Addr(t)
 	text := fmt.Sprintf("listen = %q\n[admin]\nlisten = %q\n[limits]\nupstream_timeout = \"3s\"\n", moved, admin2)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,6 +24,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/tlsbridge/tlsbridge/ca"
+	"github.com/tlsbridge/tlsbridge/internal/freeport"
 )
 
 // selfSigned returns a PEM certificate for key, a CA if isCA, valid for
@@ -328,12 +328,7 @@ func TestWarnCAExpiry(t *testing.T) {
 // TestRunAdminListener runs the proxy with [admin] listen set, fetches
 // /ca.pem, /healthz and /readyz, and checks that run returns once it is stopped.
 func TestRunAdminListener(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := ln.Addr().String()
-	ln.Close()
+	admin := freeport.Addr(t)
 	caDir := t.TempDir()
 	cfg := writeConfig(t, fmt.Sprintf("listen = \"127.0.0.1:0\"\n[admin]\nlisten = %q\n", admin))
 	_, stop := startRun(t, "-config", cfg, "-ca-dir", caDir)
@@ -350,7 +345,10 @@ func TestRunAdminListener(t *testing.T) {
 		}
 		return io.ReadAll(resp.Body)
 	}
-	var body []byte
+	var (
+		body []byte
+		err  error
+	)
 	deadline := time.Now().Add(15 * time.Second)
 	for body, err = get("/ca.pem"); err != nil && time.Now().Before(deadline); body, err = get("/ca.pem") {
 		time.Sleep(50 * time.Millisecond)
