@@ -1,0 +1,87 @@
+//go:build openssl && cgo
+
+package openssl_test
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/tlsbridge/tlsbridge/ca"
+	"github.com/tlsbridge/tlsbridge/ca/catest"
+	"github.com/tlsbridge/tlsbridge/internal/openssl"
+)
+
+// BenchmarkResumedHandshake is the engine's cost of one session-ID
+// resumption of a TLS 1.0 RSA-key-exchange app (XP, Java 6): both sides
+// in-process over loopback TCP; the server half is what
+// tlsbridge pays per resumed connection.
+func BenchmarkResumedHandshake(b *testing.B) {
+	a := catest.New(b)
+	roots := filepath.Join(b.TempDir(), "ca.pem")
+	if err := os.WriteFile(roots, a.CertPEM(), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cert, err := catest.NewCache(b, a).Get("app.test", ca.KeyRSA2048)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := openssl.NewServerCtx(openssl.ServerConfig{CipherSuites: legacySuites})
+	if err != nil {
+		b.Fatal(err)
+	}
+	client, err := openssl.NewClientCtx(openssl.ClientConfig{RootsFile: roots, CipherList: "AES128-SHA:@SECLEVEL=0",
+		MaxVersion: tls.VersionTLS10, NoTickets: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	once := func(sess *openssl.Session) (*openssl.Session, bool) {
+		cr, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		sr, err := ln.Accept()
+		if err != nil {
+			b.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			sc, err := srv.Server(sr, openssl.ConnConfig{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS12,
+				Certificate: cert, SessionContext: []byte("app.test")})
+			if err == nil {
+				err = sc.Handshake(context.Background())
+				sc.Close()
+			}
+			done <- err
+		}()
+		c, err := client.Client(cr, "app.test", sess)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Handshake(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		resumed := c.State().DidResume
+		s := c.Session()
+		c.Close()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		return s, resumed
+	}
+	sess, _ := once(nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := once(sess); !ok {
+			b.Fatal("not resumed")
+		}
+	}
+}
