@@ -19,6 +19,10 @@ func (*legacyEngine) suites() []uint16 { return nil }
 
 func (*legacyEngine) setLifetime(time.Duration) {}
 
+func (*legacyEngine) setCacheSize(int) {}
+
+func (*legacyEngine) sessions() (held, evicted int) { return 0, 0 }
+
 // LegacyEngine names the legacy TLS engine built in: none in this build.
 func LegacyEngine() string { return "" }
 

@@ -40,6 +40,14 @@ func (e *legacyEngine) setLifetime(d time.Duration) {
 	}
 }
 
+// setCacheSize applies [limits] session_cache_size: a smaller bound drops
+// the least recently used sessions at the next new one.
+func (e *legacyEngine) setCacheSize(n int) { e.ctx.SetSessionCacheSize(n) }
+
+// sessions is the number of sessions cached for resumption by ID, and
+// how many were dropped for room so far.
+func (e *legacyEngine) sessions() (held, evicted int) { return e.ctx.Sessions(), e.ctx.Evicted() }
+
 // LegacyEngine names the legacy TLS engine built in: the libssl in use.
 func LegacyEngine() string { return openssl.Version() }
 

@@ -156,6 +156,45 @@ func TestLegacySessionLifetimeZero(t *testing.T) {
 	}
 }
 
+// [limits] session_cache_size bounds the engine's cache, and a reload to a
+// smaller size shrinks it at the next new session; /metrics shows what the
+// cache holds and what it dropped for room.
+func TestLegacySessionCacheSize(t *testing.T) {
+	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
+	cfg := pinConfig(o, "origin.test", "bump", "")
+	p := startProxy(t, "[limits]\nsession_cache_size = 3\n"+cfg)
+	_, dial := sessionClient(t, p)
+	var sessions []*openssl.Session
+	for range 5 {
+		s, _ := dial(nil)
+		sessions = append(sessions, s)
+	}
+	cache := func() (held, evicted float64) {
+		srv := httptest.NewServer(p.srv.MetricsHandler())
+		defer srv.Close()
+		m := scrape(t, srv.URL)
+		return m["tlsbridge_legacy_sessions"], m["tlsbridge_legacy_session_evictions_total"]
+	}
+	if held, evicted := cache(); held != 3 || evicted != 2 {
+		t.Errorf("after 5 sessions in a cache of 3: held %v, evicted %v; want 3 and 2", held, evicted)
+	}
+	if _, st := dial(sessions[0]); st.DidResume {
+		t.Error("the oldest of 5 sessions resumed from a cache of 3")
+	}
+	pol, err := policy.Parse([]byte("[limits]\nsession_cache_size = 1\n"+cfg), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.srv.SetPolicy(pol)
+	last, _ := dial(nil)
+	if held, _ := cache(); held != 1 {
+		t.Errorf("after a reload to session_cache_size 1 and a new session: held %v, want 1", held)
+	}
+	if _, st := dial(last); !st.DidResume {
+		t.Error("the newest session did not resume from a cache of 1")
+	}
+}
+
 // The session cache is the engine's, not the snapshot's: a reload keeps
 // it; a new CA would not (sessionContext), which TestSessionIDResumption in
 // internal/openssl shows for another context.

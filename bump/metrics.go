@@ -113,6 +113,22 @@ func newMetrics(certs *ca.Cache, mints *LeafMints) *metrics {
 	return m
 }
 
+// watchSessions exports the legacy engine's session cache: what it holds
+// and what it dropped for room (a cache too small for its apps: raise
+// [limits] session_cache_size).
+func (m *metrics) watchSessions(sessions func() (held, evicted int)) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tlsbridge_legacy_sessions",
+			Help: "Sessions the legacy engine holds for apps that resume by session ID, at most [limits] session_cache_size.",
+		}, func() float64 { held, _ := sessions(); return float64(held) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tlsbridge_legacy_session_evictions_total",
+			Help: "Sessions the legacy engine dropped before they expired to make room for new ones; growing while apps still resume means [limits] session_cache_size is too small for them.",
+		}, func() float64 { _, evicted := sessions(); return float64(evicted) }),
+	)
+}
+
 // MetricsHandler serves the Server's metrics in the Prometheus text format,
 // for the admin listener's /metrics.
 func (s *Server) MetricsHandler() http.Handler {

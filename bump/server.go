@@ -123,9 +123,12 @@ func New(cfg Config) (*Server, error) {
 		cancel:   cancel,
 	}
 	s.metrics = newMetrics(cfg.Certs, cfg.LeafMints)
+	if legacy != nil {
+		s.metrics.watchSessions(legacy.sessions)
+	}
 	s.aia = newAIAFetcher(s.dial, log, s.metrics)
 	s.rt.Store(s.newSnapshot(cfg.Policy))
-	if err := s.applySessionLifetime(cfg.Policy.Limits); err != nil {
+	if err := s.applySessions(cfg.Policy.Limits); err != nil {
 		return nil, fmt.Errorf("bump: %w", err)
 	}
 	s.proxy = s.newProxy()

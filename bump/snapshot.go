@@ -98,17 +98,19 @@ func (s *Server) SetPolicy(p *policy.Policy) {
 	if old := s.rt.Swap(s.newSnapshot(p)); old != nil {
 		old.retire()
 	}
-	if err := s.applySessionLifetime(p.Limits); err != nil {
+	if err := s.applySessions(p.Limits); err != nil {
 		s.log.WithError(err).Error("session tickets keep their old key schedule")
 	}
 }
 
-// applySessionLifetime sets [limits] session_lifetime in both engines:
-// crypto/tls's ticket key rotation and the legacy engine's session
-// timeout (per connection, a lifetime of 0 turns resumption off in both).
-func (s *Server) applySessionLifetime(lim policy.Limits) error {
+// applySessions sets [limits] session_lifetime in both engines
+// (crypto/tls's ticket key rotation and the legacy engine's session
+// timeout; per connection, a lifetime of 0 turns resumption off in both)
+// and session_cache_size in the legacy engine, the one with a cache.
+func (s *Server) applySessions(lim policy.Limits) error {
 	if s.legacy != nil {
 		s.legacy.setLifetime(lim.SessionLifetime)
+		s.legacy.setCacheSize(lim.SessionCacheSize)
 	}
 	return s.tickets.setLifetime(lim.SessionLifetime)
 }

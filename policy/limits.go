@@ -32,6 +32,10 @@ type Limits struct {
 	// ticket or session ID) instead of a full handshake; 0 turns
 	// resumption off.
 	SessionLifetime time.Duration
+	// SessionCacheSize bounds the sessions kept for resumption by session
+	// ID (the legacy engine's cache; crypto/tls keeps none, its tickets
+	// carry the session); the least recently used go first.
+	SessionCacheSize int
 }
 
 // Auth is the [auth] section: proxy authentication (Basic, RFC 7617, in
@@ -56,6 +60,7 @@ type fileLimits struct {
 	MaxHeaderBytes   int    `toml:"max_header_bytes"`
 	MaxConnections   int    `toml:"max_connections"`
 	SessionLifetime  string `toml:"session_lifetime"`
+	SessionCacheSize int    `toml:"session_cache_size"`
 }
 
 type fileAuth struct {
@@ -75,6 +80,7 @@ func DefaultLimits() Limits {
 		MaxHeaderBytes:   64 << 10,
 		MaxConnections:   4096,
 		SessionLifetime:  time.Hour,
+		SessionCacheSize: 20000,
 	}
 }
 
@@ -89,8 +95,13 @@ func defaultFileLimits() fileLimits {
 		MaxHeaderBytes:   d.MaxHeaderBytes,
 		MaxConnections:   d.MaxConnections,
 		SessionLifetime:  d.SessionLifetime.String(),
+		SessionCacheSize: d.SessionCacheSize,
 	}
 }
+
+// maxSessionCache bounds limits.session_cache_size: a session takes about
+// 0.5 KiB, so a million is 0.5 GiB.
+const maxSessionCache = 1_000_000
 
 // limits parses [limits], each duration once, checking its range.
 func (b *builder) limits(l fileLimits) Limits {
@@ -102,12 +113,16 @@ func (b *builder) limits(l fileLimits) Limits {
 		MaxHeaderBytes:   l.MaxHeaderBytes,
 		MaxConnections:   l.MaxConnections,
 		SessionLifetime:  b.duration("session_lifetime", l.SessionLifetime, 0, 24*time.Hour),
+		SessionCacheSize: l.SessionCacheSize,
 	}
 	if l.MaxHeaderBytes < 1024 || l.MaxHeaderBytes > 1<<20 {
 		b.add("limits.max_header_bytes", ErrInvalid, "%d is out of range (want 1024 to 1048576)", l.MaxHeaderBytes)
 	}
 	if l.MaxConnections < 1 {
 		b.add("limits.max_connections", ErrInvalid, "%d is out of range (want 1 or more)", l.MaxConnections)
+	}
+	if l.SessionCacheSize < 1 || l.SessionCacheSize > maxSessionCache {
+		b.add("limits.session_cache_size", ErrInvalid, "%d is out of range (want 1 to %d; session_lifetime = \"0s\" turns resumption off)", l.SessionCacheSize, maxSessionCache)
 	}
 	return lim
 }

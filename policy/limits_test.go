@@ -11,16 +11,17 @@ import (
 func TestLimitsDefaultsAndOverrides(t *testing.T) {
 	p := Default()
 	want := Limits{HandshakeTimeout: 10 * time.Second, UpstreamTimeout: 15 * time.Second, IdleTimeout: 5 * time.Minute,
-		DrainTimeout: 5 * time.Second, MaxHeaderBytes: 64 << 10, MaxConnections: 4096, SessionLifetime: time.Hour}
+		DrainTimeout: 5 * time.Second, MaxHeaderBytes: 64 << 10, MaxConnections: 4096, SessionLifetime: time.Hour, SessionCacheSize: 20000}
 	if p.Limits != want {
 		t.Errorf("Default().Limits = %+v, want %+v", p.Limits, want)
 	}
-	p, err := Parse([]byte("[limits]\nhandshake_timeout = \"2s\"\nmax_connections = 10\n"), "")
+	p, err := Parse([]byte("[limits]\nhandshake_timeout = \"2s\"\nmax_connections = 10\nsession_cache_size = 500\n"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Limits.HandshakeTimeout != 2*time.Second || p.Limits.MaxConnections != 10 || p.Limits.IdleTimeout != 5*time.Minute {
-		t.Errorf("Limits = %+v, want handshake 2s, 10 connections, idle default", p.Limits)
+	if p.Limits.HandshakeTimeout != 2*time.Second || p.Limits.MaxConnections != 10 || p.Limits.IdleTimeout != 5*time.Minute ||
+		p.Limits.SessionCacheSize != 500 {
+		t.Errorf("Limits = %+v, want handshake 2s, 10 connections, idle default, 500 sessions", p.Limits)
 	}
 	for in, want := range map[string]time.Duration{`"10m"`: 10 * time.Minute, `"0s"`: 0, `"24h"`: 24 * time.Hour} {
 		p, err := Parse([]byte("[limits]\nsession_lifetime = "+in+"\n"), "")
@@ -51,6 +52,8 @@ func TestLimitsAndAuthErrors(t *testing.T) {
 		{"connections", "[limits]\nmax_connections = 0\n", "limits.max_connections: 0 is out of range"},
 		{"session-lifetime-long", "[limits]\nsession_lifetime = \"48h\"\n", "limits.session_lifetime: 48h0m0s is out of range (want 0s to 24h0m0s)"},
 		{"session-lifetime-negative", "[limits]\nsession_lifetime = \"-1m\"\n", "limits.session_lifetime: -1m0s is out of range"},
+		{"session-cache-zero", "[limits]\nsession_cache_size = 0\n", "limits.session_cache_size: 0 is out of range (want 1 to 1000000; session_lifetime = \"0s\" turns resumption off)"},
+		{"session-cache-huge", "[limits]\nsession_cache_size = 2000000\n", "limits.session_cache_size: 2000000 is out of range"},
 		{"drain-delay", "[admin]\ndrain_delay = \"5\"\n", `admin.drain_delay: "5" is not a duration`},
 		{"drain-delay-long", "[admin]\ndrain_delay = \"1h\"\n", "admin.drain_delay: 1h0m0s is out of range (want 0s to 5m0s)"},
 		{"unknown-limit", "[limits]\nmax_conns = 5\n", `unknown key "limits.max_conns"`},

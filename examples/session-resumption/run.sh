@@ -80,24 +80,35 @@ metrics=$(curl -sS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics")
 expect "metrics: resumed handshakes of the legacy engine counted" "$metrics" \
 	'^tlsbridge_app_handshakes_total\{engine="openssl",resumed="true"\} [2-9]'
 
-# [limits] session_lifetime, applied by SIGHUP: "10m" gives new tickets a
-# 600 s hint; "0s" turns resumption off, by session ID and by ticket.
+# [limits] applied by SIGHUP: session_cache_size = 1 keeps only the newest
+# session; session_lifetime "10m" gives new tickets a 600 s hint; "0s"
+# turns resumption off, by session ID and by ticket.
 cp "$WORK/config.toml" "$WORK/config.toml.orig"
-reload_lifetime() {
+reload_limits() {
 	local n
 	n=$(grep -c 'config reloaded' "$LOG" || true)
-	{ cat "$WORK/config.toml.orig" && printf '\n[limits]\nsession_lifetime = "%s"\n' "$1"; } >"$WORK/config.toml"
+	{ cat "$WORK/config.toml.orig" && printf '\n[limits]\n%s\n' "$1"; } >"$WORK/config.toml"
 	kill -HUP "$(<"$WORK/tlsbridge-openssl.pid")"
 	for ((i = 0; i < 50; i++)); do
 		(($(grep -c 'config reloaded' "$LOG" || true) > n)) && return
 		sleep 0.1
 	done
-	fail "SIGHUP with session_lifetime = \"$1\": no 'config reloaded' line" "$(tail -n 5 "$LOG")"
+	fail "SIGHUP with $1: no 'config reloaded' line" "$(tail -n 5 "$LOG")"
 }
-reload_lifetime 10m
+reload_limits 'session_cache_size = 1'
+s_client_app out -no_ticket -sess_out "$WORK/a.pem"
+s_client_app out -no_ticket -sess_out "$WORK/b.pem"
+s_client_app out -no_ticket -sess_in "$WORK/b.pem"
+expect "session_cache_size = 1 (SIGHUP): the newest session resumes" "$out" '^Reused, '
+s_client_app out -no_ticket -sess_in "$WORK/a.pem"
+expect "session_cache_size = 1: the one before it was dropped for room" "$out" '^New, '
+metrics=$(curl -sS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics")
+expect "metrics: the cache holds 1 session" "$metrics" '^tlsbridge_legacy_sessions 1$'
+expect "metrics: sessions dropped for room counted" "$metrics" '^tlsbridge_legacy_session_evictions_total [1-9]'
+reload_limits 'session_lifetime = "10m"'
 s_client_app out -sess_out "$WORK/t10.pem"
 expect "session_lifetime = \"10m\" (SIGHUP): new tickets hint 600 s" "$out" 'lifetime hint: 600 \(seconds\)'
-reload_lifetime 0s
+reload_limits 'session_lifetime = "0s"'
 r=$(second_of -no_ticket)
 expect "session_lifetime = \"0s\" (SIGHUP): session ID not resumed" "$r" '^New, '
 r=$(second_of)

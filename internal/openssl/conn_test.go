@@ -234,8 +234,8 @@ func TestSessionCacheBoundedAndExpires(t *testing.T) {
 			first = s
 		}
 	}
-	if n := srv.Sessions(); n > 4 {
-		t.Fatalf("cache holds %d sessions, bound 4", n)
+	if n := srv.Sessions(); n != 4 {
+		t.Fatalf("cache holds %d sessions after 10 full handshakes, want its bound, 4", n)
 	}
 	if _, st := dialOpenSSL(t, client, addr, "app.test", first); st.DidResume {
 		t.Fatal("the oldest of 10 sessions resumed from a cache of 4")
@@ -247,6 +247,52 @@ func TestSessionCacheBoundedAndExpires(t *testing.T) {
 	if _, st := dialOpenSSL(t, client, addr, "app.test", last); st.DidResume {
 		t.Fatal("a session resumed after its 1 s lifetime")
 	}
+}
+
+// A smaller cache bound set while the cache is full takes effect at the
+// next new session: the cache shrinks to it, keeping the newest.
+func TestSetSessionCacheSize(t *testing.T) {
+	f := newFixture(t)
+	client, err := openssl.NewClientCtx(openssl.ClientConfig{RootsFile: f.roots, MaxVersion: tls.VersionTLS10,
+		CipherList: "AES128-SHA:@SECLEVEL=0", NoTickets: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serverCtx(t, 8, 0)
+	addr, states := f.serve(t, srv, "app.test", nil, 10)
+	var first, sixth *openssl.Session
+	for i := range 6 {
+		s, _ := dialOpenSSL(t, client, addr, "app.test", nil)
+		<-states
+		switch i {
+		case 0:
+			first = s
+		case 5:
+			sixth = s
+		}
+	}
+	if n := srv.Sessions(); n != 6 {
+		t.Fatalf("cache holds %d sessions after 6 full handshakes, want 6", n)
+	}
+	srv.SetSessionCacheSize(2)
+	newest, _ := dialOpenSSL(t, client, addr, "app.test", nil)
+	<-states
+	if n := srv.Sessions(); n != 2 {
+		t.Fatalf("cache holds %d sessions after shrinking to 2 and one new session, want 2", n)
+	}
+	if n := srv.Evicted(); n != 5 {
+		t.Errorf("Evicted() = %d after 7 sessions in a cache of 2, want 5", n)
+	}
+	for i, s := range []*openssl.Session{sixth, newest} {
+		if _, st := dialOpenSSL(t, client, addr, "app.test", s); !st.DidResume {
+			t.Fatalf("session %d of the 2 newest did not resume after the cache shrank", i+1)
+		}
+		<-states
+	}
+	if _, st := dialOpenSSL(t, client, addr, "app.test", first); st.DidResume {
+		t.Fatal("the oldest session resumed after the cache shrank to 2")
+	}
+	<-states
 }
 
 func TestTicketLifetimeHint(t *testing.T) {

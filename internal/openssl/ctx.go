@@ -93,7 +93,7 @@ func NewServerCtx(cfg ServerConfig) (*Ctx, error) {
 	if life <= 0 {
 		life = DefaultSessionLifetime
 	}
-	C.tb_ctx_set_session_cache(c.ctx, C.long(size), C.long(max(1, int64(life/time.Second))))
+	C.tb_ctx_set_session_cache(c.ctx, C.long(cacheBound(size)), C.long(max(1, int64(life/time.Second))))
 	C.tb_set_alpn_cb(c.ctx)
 	return c, nil
 }
@@ -172,8 +172,28 @@ func (c *Ctx) SetSessionLifetime(d time.Duration) {
 	C.SSL_CTX_set_timeout(c.ctx, C.long(max(1, int64(d/time.Second))))
 }
 
+// SetSessionCacheSize bounds the server session cache from now on (n <= 0:
+// DefaultSessionCacheSize). A smaller bound takes effect at the next new
+// session: OpenSSL then drops the least recently used sessions down to
+// it. Like SetSessionLifetime it may run while connections do.
+func (c *Ctx) SetSessionCacheSize(n int) {
+	if n <= 0 {
+		n = DefaultSessionCacheSize
+	}
+	C.tb_ctx_set_cache_size(c.ctx, C.long(cacheBound(n)))
+}
+
+// cacheBound is OpenSSL's cache size for a cache of n sessions: OpenSSL
+// 3.0 counts the session being added before it evicts, so a cache size of
+// n keeps n-1 (TestSetSessionCacheSize).
+func cacheBound(n int) int { return n + 1 }
+
 // Sessions is the number of sessions in the server session cache.
 func (c *Ctx) Sessions() int { return int(C.tb_ctx_sessions(c.ctx)) }
+
+// Evicted is the number of sessions dropped so far to make room for new
+// ones, before they expired: a cache too small for its apps.
+func (c *Ctx) Evicted() int { return int(C.tb_ctx_cache_full(c.ctx)) }
 
 // Cert is a certificate chain and its key as OpenSSL objects. Ctx.cert
 // makes one per *tls.Certificate and keeps it while the Go side does;

@@ -129,6 +129,10 @@ long tb_ctx_set_session_cache(SSL_CTX *ctx, long size, long secs) {
 
 long tb_ctx_sessions(SSL_CTX *ctx) { return SSL_CTX_sess_number(ctx); }
 
+long tb_ctx_set_cache_size(SSL_CTX *ctx, long size) { return SSL_CTX_sess_set_cache_size(ctx, size); }
+
+long tb_ctx_cache_full(SSL_CTX *ctx) { return SSL_CTX_sess_cache_full(ctx); }
+
 // tb_no_ticket: s neither issues nor accepts session tickets.
 void tb_no_ticket(SSL *s) { SSL_set_options(s, SSL_OP_NO_TICKET); }
 

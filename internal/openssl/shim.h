@@ -25,6 +25,8 @@ void tb_alpn(SSL *s, const unsigned char **p, unsigned int *n);
 long tb_ctx_set_session_cache(SSL_CTX *ctx, long size, long secs);
 void tb_no_ticket(SSL *s);
 long tb_ctx_sessions(SSL_CTX *ctx);
+long tb_ctx_set_cache_size(SSL_CTX *ctx, long size);
+long tb_ctx_cache_full(SSL_CTX *ctx);
 int tb_min_max(SSL *s, int lo, int hi);
 int tb_ctx_options(SSL_CTX *ctx, int server);
 int tb_set_session(SSL *s, SSL_SESSION *sess);
