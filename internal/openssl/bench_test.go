@@ -15,11 +15,11 @@ import (
 	"github.com/tlsbridge/tlsbridge/internal/openssl"
 )
 
-// BenchmarkResumedHandshake is the engine's cost of one session-ID
-// resumption of a TLS 1.0 RSA-key-exchange app (XP, Java 6): both sides
-// in-process over loopback TCP; the server half is what
-// tlsbridge pays per resumed connection.
-func BenchmarkResumedHandshake(b *testing.B) {
+// BenchmarkHandshake is the engine's cost of one handshake of a TLS 1.0
+// RSA-key-exchange app (XP, Java 6), resumed by session ID and full: both
+// sides in-process over loopback TCP; the server half is what tlsbridge
+// pays per connection.
+func BenchmarkHandshake(b *testing.B) {
 	a := catest.New(b)
 	roots := filepath.Join(b.TempDir(), "ca.pem")
 	if err := os.WriteFile(roots, a.CertPEM(), 0o600); err != nil {
@@ -78,10 +78,18 @@ func BenchmarkResumedHandshake(b *testing.B) {
 		return s, resumed
 	}
 	sess, _ := once(nil)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, ok := once(sess); !ok {
-			b.Fatal("not resumed")
+	b.Run("resumed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := once(sess); !ok {
+				b.Fatal("not resumed")
+			}
 		}
-	}
+	})
+	b.Run("full", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			once(nil)
+		}
+	})
 }

@@ -147,6 +147,49 @@ func TestGoClientsAllVersions(t *testing.T) {
 	}
 }
 
+// The engine sends the chain the leaf cache made, as crypto/tls does: for
+// a sub-CA (docs/fleet.md: `ca import -chain`) the intermediate, so an app
+// that trusts only the organisation's root verifies the leaf; for
+// tlsbridge's own CA the leaf and that CA.
+func TestChainSent(t *testing.T) {
+	root := catest.NewRoot(t)
+	certPEM, keyPEM := root.Intermediate(t, "instance sub-CA")
+	sub, err := ca.ParseWithChain(certPEM, keyPEM, root.PEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := newFixture(t)
+	for _, tc := range []struct {
+		name  string
+		f     *fixture
+		roots *x509.CertPool
+		certs int
+	}{
+		{"sub-ca", &fixture{a: sub, certs: catest.NewCache(t, sub)}, root.Pool(), 2},
+		{"own-ca", plain, poolOf(plain.a.Cert), 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, states := tc.f.serve(t, serverCtx(t, 0, 0), "app.test", nil, 1)
+			c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "app.test", RootCAs: tc.roots,
+				MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10, CipherSuites: []uint16{tls.TLS_RSA_WITH_AES_128_CBC_SHA}})
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			defer c.Close()
+			<-states
+			if n := len(c.ConnectionState().PeerCertificates); n != tc.certs {
+				t.Fatalf("the engine sent %d certificates, want %d", n, tc.certs)
+			}
+		})
+	}
+}
+
+func poolOf(c *x509.Certificate) *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(c)
+	return p
+}
+
 // dialOpenSSL connects an OpenSSL client (session IDs only, like XP) and
 // exchanges one line.
 func dialOpenSSL(t *testing.T, ctx *openssl.Ctx, addr, name string, sess *openssl.Session) (*openssl.Session, openssl.State) {
