@@ -93,11 +93,15 @@ func TestRun(t *testing.T) {
 func TestRunConnectionClose(t *testing.T) {
 	var mu sync.Mutex
 	var reqs, closing, headers int
-	conns := map[string]int{} // the tunnel's source address -> requests
+	// A TLS connection's tls-unique (its first Finished, which covers
+	// both randoms) -> requests. Not the source address: with -close the
+	// origin closes first, so the tunnel's next connection may reuse the
+	// port at once.
+	conns := map[string]int{}
 	proxy, caFile := legacyOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		reqs++
-		conns[r.RemoteAddr]++
+		conns[string(r.TLS.TLSUnique)]++
 		if r.Close {
 			closing++
 		}
