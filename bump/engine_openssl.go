@@ -33,8 +33,12 @@ func newLegacyEngine() (*legacyEngine, error) {
 func (e *legacyEngine) suites() []uint16 { return e.served }
 
 // setLifetime applies [limits] session_lifetime to the sessions made from
-// now on (0 is applied per connection: legacyConfig.noResume).
+// now on. At 0 the cache takes no more sessions, which no app could
+// resume (they would fill it and show as evictions in /metrics); that a
+// connection resumes nothing is decided per connection, under its own
+// snapshot (legacyConfig.noResume).
 func (e *legacyEngine) setLifetime(d time.Duration) {
+	e.ctx.SetSessionCaching(d > 0)
 	if d > 0 {
 		e.ctx.SetSessionLifetime(d)
 	}

@@ -145,6 +145,10 @@ func TestLegacySessionLifetimeZero(t *testing.T) {
 	if _, st := dial(sess); st.DidResume {
 		t.Fatal("resumed by session ID with session_lifetime 0s")
 	}
+	if held, evicted := p.srv.legacy.sessions(); held != 0 || evicted != 0 || len(sess.ID()) != 0 {
+		t.Errorf("session_lifetime 0s: the cache holds %d sessions (%d evicted), the app got a %d-byte session ID; want none",
+			held, evicted, len(sess.ID()))
+	}
 	pol, err := policy.Parse([]byte("[limits]\nsession_lifetime = \"5m\"\n"+cfg), "")
 	if err != nil {
 		t.Fatal(err)

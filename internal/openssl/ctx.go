@@ -172,6 +172,19 @@ func (c *Ctx) SetSessionLifetime(d time.Duration) {
 	C.SSL_CTX_set_timeout(c.ctx, C.long(max(1, int64(d/time.Second))))
 }
 
+// SetSessionCaching turns the server session cache on or off for the
+// handshakes from now on. Off, new sessions are neither cached nor given
+// an ID (the app has nothing to offer back) and no ID is looked up; the
+// sessions cached before stay until they expire or the cache is on again.
+// Tickets are per connection (ConnConfig.NoResume).
+func (c *Ctx) SetSessionCaching(on bool) {
+	var v C.int
+	if on {
+		v = 1
+	}
+	C.tb_ctx_caching(c.ctx, v)
+}
+
 // SetSessionCacheSize bounds the server session cache from now on (n <= 0:
 // DefaultSessionCacheSize). A smaller bound takes effect at the next new
 // session: OpenSSL then drops the least recently used sessions down to

@@ -129,6 +129,10 @@ long tb_ctx_set_session_cache(SSL_CTX *ctx, long size, long secs) {
 
 long tb_ctx_sessions(SSL_CTX *ctx) { return SSL_CTX_sess_number(ctx); }
 
+void tb_ctx_caching(SSL_CTX *ctx, int on) {
+	SSL_CTX_set_session_cache_mode(ctx, on ? SSL_SESS_CACHE_SERVER : SSL_SESS_CACHE_OFF);
+}
+
 long tb_ctx_set_cache_size(SSL_CTX *ctx, long size) { return SSL_CTX_sess_set_cache_size(ctx, size); }
 
 long tb_ctx_cache_full(SSL_CTX *ctx) { return SSL_CTX_sess_cache_full(ctx); }

@@ -25,6 +25,7 @@ void tb_alpn(SSL *s, const unsigned char **p, unsigned int *n);
 long tb_ctx_set_session_cache(SSL_CTX *ctx, long size, long secs);
 void tb_no_ticket(SSL *s);
 long tb_ctx_sessions(SSL_CTX *ctx);
+void tb_ctx_caching(SSL_CTX *ctx, int on);
 long tb_ctx_set_cache_size(SSL_CTX *ctx, long size);
 long tb_ctx_cache_full(SSL_CTX *ctx);
 int tb_min_max(SSL *s, int lo, int hi);
