@@ -157,5 +157,4 @@ type legacyConfig struct {
 	cert                   *tls.Certificate
 	protos                 []string
 	sessionContext         []byte
-	noResume               bool // [limits] session_lifetime = "0s"
 }

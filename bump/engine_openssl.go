@@ -33,12 +33,10 @@ func newLegacyEngine() (*legacyEngine, error) {
 func (e *legacyEngine) suites() []uint16 { return e.served }
 
 // setLifetime applies [limits] session_lifetime to the sessions made from
-// now on. At 0 the cache takes no more sessions, which no app could
-// resume (they would fill it and show as evictions in /metrics); that a
-// connection resumes nothing is decided per connection, under its own
-// snapshot (legacyConfig.noResume).
+// now on; 0 turns resumption off in the engine (SetPolicy applies it
+// before the new snapshot serves a connection).
 func (e *legacyEngine) setLifetime(d time.Duration) {
-	e.ctx.SetSessionCaching(d > 0)
+	e.ctx.SetResumption(d > 0)
 	if d > 0 {
 		e.ctx.SetSessionLifetime(d)
 	}
@@ -72,7 +70,6 @@ func (e *legacyEngine) handshake(ctx context.Context, c net.Conn, cfg legacyConf
 		Certificate:    cfg.cert,
 		NextProtos:     cfg.protos,
 		SessionContext: cfg.sessionContext,
-		NoResume:       cfg.noResume,
 	})
 	if err != nil {
 		return nil, appState{}, err

@@ -158,6 +158,16 @@ func TestLegacySessionLifetimeZero(t *testing.T) {
 	if _, st := dial(sess); !st.DidResume {
 		t.Fatal("no resumption by session ID after a reload to session_lifetime 5m")
 	}
+	// An app offering a session cached before a reload to "0s" (still in
+	// the cache) does not resume it either.
+	off, err := policy.Parse([]byte("[limits]\nsession_lifetime = \"0s\"\n"+cfg), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.srv.SetPolicy(off)
+	if _, st := dial(sess); st.DidResume {
+		t.Fatal("a session cached before a reload to session_lifetime 0s resumed after it")
+	}
 }
 
 // [limits] session_cache_size bounds the engine's cache, and a reload to a

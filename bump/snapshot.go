@@ -95,18 +95,21 @@ func (s *Server) SetPolicy(p *policy.Policy) {
 	if p == nil {
 		panic("bump: SetPolicy(nil)")
 	}
-	if old := s.rt.Swap(s.newSnapshot(p)); old != nil {
-		old.retire()
-	}
+	// The engines first: a session_lifetime of "0s" stops every
+	// resumption before any connection runs under the new snapshot.
 	if err := s.applySessions(p.Limits); err != nil {
 		s.log.WithError(err).Error("session tickets keep their old key schedule")
+	}
+	if old := s.rt.Swap(s.newSnapshot(p)); old != nil {
+		old.retire()
 	}
 }
 
 // applySessions sets [limits] session_lifetime in both engines
-// (crypto/tls's ticket key rotation and the legacy engine's session
-// timeout; per connection, a lifetime of 0 turns resumption off in both)
-// and session_cache_size in the legacy engine, the one with a cache.
+// (crypto/tls's ticket key rotation, whose tickets a snapshot with a
+// lifetime of 0 turns off per connection; the legacy engine's session
+// timeout, or resumption off) and session_cache_size in the legacy
+// engine, the one with a cache.
 func (s *Server) applySessions(lim policy.Limits) error {
 	if s.legacy != nil {
 		s.legacy.setLifetime(lim.SessionLifetime)

@@ -112,7 +112,6 @@ func (ss *session) terminateLegacy(hello *clientHello, c policy.ClientTLS, proto
 	return ss.s.legacy.handshake(ss.ctx(), &replayConn{Conn: ss.client, pending: hello.recorded}, legacyConfig{
 		minVersion: c.MinVersion, maxVersion: c.MaxVersion, cert: cert, protos: protos,
 		sessionContext: sessionContext(ss.s.cfg.Certs.Authority().CertDER(), name),
-		noResume:       ss.rt.lim.SessionLifetime == 0,
 	})
 }
 

@@ -11,7 +11,6 @@ import "C"
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -36,10 +35,6 @@ type ConnConfig struct {
 	// SessionContext keeps sessions apart (at most 32 bytes): a session is
 	// resumed only on a connection with the same context.
 	SessionContext []byte
-	// NoResume: the connection resumes no session, by ticket or by ID, and
-	// offers none for later (no ticket; its session gets a context of its
-	// own, which no other connection has).
-	NoResume bool
 }
 
 // State is what a finished handshake agreed.
@@ -91,14 +86,8 @@ func (c *Ctx) Server(conn net.Conn, cfg ConnConfig) (*Conn, error) {
 		C.free(unsafe.Pointer(chain))
 		runtime.KeepAlive(oc)
 	}
-	sessCtx := cfg.SessionContext
-	if cfg.NoResume {
-		sessCtx = make([]byte, 32)
-		rand.Read(sessCtx)
-		C.tb_no_ticket(tc.ssl)
-	}
-	if ok && len(sessCtx) > 0 {
-		ok = C.SSL_set_session_id_context(tc.ssl, (*C.uchar)(cbytes(sessCtx)), C.uint(len(sessCtx))) == 1
+	if ok && len(cfg.SessionContext) > 0 {
+		ok = C.SSL_set_session_id_context(tc.ssl, (*C.uchar)(cbytes(cfg.SessionContext)), C.uint(len(cfg.SessionContext))) == 1
 	}
 	if ok && len(cfg.NextProtos) > 0 {
 		wire := alpnWire(cfg.NextProtos)

@@ -338,6 +338,50 @@ func TestSetSessionCacheSize(t *testing.T) {
 	<-states
 }
 
+// SetResumption(false) stops resumption by ID and by ticket, also of the
+// sessions cached before, and hands out neither; on again, the cached
+// session resumes.
+func TestSetResumption(t *testing.T) {
+	f := newFixture(t)
+	client := func(noTickets bool) *openssl.Ctx {
+		c, err := openssl.NewClientCtx(openssl.ClientConfig{RootsFile: f.roots, MaxVersion: tls.VersionTLS10,
+			CipherList: "AES128-SHA:@SECLEVEL=0", NoTickets: noTickets})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	byID, byTicket := client(true), client(false)
+	srv := serverCtx(t, 0, 0)
+	addr, states := f.serve(t, srv, "app.test", nil, 7)
+	dial := func(c *openssl.Ctx, s *openssl.Session) (*openssl.Session, bool) {
+		t.Helper()
+		s, st := dialOpenSSL(t, c, addr, "app.test", s)
+		<-states
+		return s, st.DidResume
+	}
+	idSess, _ := dial(byID, nil)
+	ticketSess, _ := dial(byTicket, nil)
+	srv.SetResumption(false)
+	if _, resumed := dial(byID, idSess); resumed {
+		t.Error("resumption off: a cached session resumed by ID")
+	}
+	if _, resumed := dial(byTicket, ticketSess); resumed {
+		t.Error("resumption off: a ticket resumed")
+	}
+	if s, _ := dial(byTicket, nil); len(s.ID()) != 0 || s.LifetimeHint() != 0 {
+		t.Errorf("resumption off: the app got a %d-byte session ID and a ticket hint of %v; want neither", len(s.ID()), s.LifetimeHint())
+	}
+	held := srv.Sessions()
+	srv.SetResumption(true)
+	if _, resumed := dial(byID, idSess); !resumed {
+		t.Error("resumption on again: the session cached before did not resume")
+	}
+	if held != 1 {
+		t.Errorf("resumption off: the cache holds %d sessions, want the one from before (a ticket session is not cached)", held)
+	}
+}
+
 func TestTicketLifetimeHint(t *testing.T) {
 	f := newFixture(t)
 	pool := x509.NewCertPool()

@@ -172,17 +172,18 @@ func (c *Ctx) SetSessionLifetime(d time.Duration) {
 	C.SSL_CTX_set_timeout(c.ctx, C.long(max(1, int64(d/time.Second))))
 }
 
-// SetSessionCaching turns the server session cache on or off for the
-// handshakes from now on. Off, new sessions are neither cached nor given
-// an ID (the app has nothing to offer back) and no ID is looked up; the
-// sessions cached before stay until they expire or the cache is on again.
-// Tickets are per connection (ConnConfig.NoResume).
-func (c *Ctx) SetSessionCaching(on bool) {
+// SetResumption turns session resumption on or off for the connections
+// made from now on (OpenSSL copies the ticket option into each SSL when it
+// is made). Off, no session is resumed, by ID or ticket, and none is
+// offered for later: no session ID, no ticket, nothing cached. The
+// sessions cached before stay, unused, until they expire or resumption is
+// on again.
+func (c *Ctx) SetResumption(on bool) {
 	var v C.int
 	if on {
 		v = 1
 	}
-	C.tb_ctx_caching(c.ctx, v)
+	C.tb_ctx_resumption(c.ctx, v)
 }
 
 // SetSessionCacheSize bounds the server session cache from now on (n <= 0:

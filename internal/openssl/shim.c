@@ -129,16 +129,22 @@ long tb_ctx_set_session_cache(SSL_CTX *ctx, long size, long secs) {
 
 long tb_ctx_sessions(SSL_CTX *ctx) { return SSL_CTX_sess_number(ctx); }
 
-void tb_ctx_caching(SSL_CTX *ctx, int on) {
-	SSL_CTX_set_session_cache_mode(ctx, on ? SSL_SESS_CACHE_SERVER : SSL_SESS_CACHE_OFF);
+// tb_ctx_resumption: on, sessions are cached, looked up and sealed in
+// tickets; off, none of the three (SSL_SESS_CACHE_OFF alone would still
+// look up the sessions cached before).
+void tb_ctx_resumption(SSL_CTX *ctx, int on) {
+	if (on) {
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+		SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
+	} else {
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF | SSL_SESS_CACHE_NO_INTERNAL);
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	}
 }
 
 long tb_ctx_set_cache_size(SSL_CTX *ctx, long size) { return SSL_CTX_sess_set_cache_size(ctx, size); }
 
 long tb_ctx_cache_full(SSL_CTX *ctx) { return SSL_CTX_sess_cache_full(ctx); }
-
-// tb_no_ticket: s neither issues nor accepts session tickets.
-void tb_no_ticket(SSL *s) { SSL_set_options(s, SSL_OP_NO_TICKET); }
 
 int tb_min_max(SSL *s, int lo, int hi) {
 	return SSL_set_min_proto_version(s, lo) == 1 && SSL_set_max_proto_version(s, hi) == 1;
