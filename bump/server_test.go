@@ -630,14 +630,14 @@ func TestAppSessionTicketKeysRotate(t *testing.T) {
 			if resumed() {
 				t.Fatal("first connection resumed")
 			}
-			if err := p.srv.tickets.rotate(true); err != nil {
+			if err := p.srv.tickets.rotate(); err != nil {
 				t.Fatal(err)
 			}
 			if !resumed() {
 				t.Error("a ticket sealed before one rotation did not resume")
 			}
 			for range 2 {
-				if err := p.srv.tickets.rotate(true); err != nil {
+				if err := p.srv.tickets.rotate(); err != nil {
 					t.Fatal(err)
 				}
 			}

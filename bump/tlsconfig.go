@@ -105,21 +105,19 @@ type ticketKeys struct {
 // newTicketKeys sets base's first key.
 func newTicketKeys(base *tls.Config) (*ticketKeys, error) {
 	k := &ticketKeys{base: base}
-	if err := k.rotate(false); err != nil {
+	if err := k.rotateLocked(false); err != nil {
 		return nil, err
 	}
 	return k, nil
 }
 
-// rotate seals new tickets with a fresh key; keep says whether the
-// current one still opens tickets (until the next rotation).
-func (k *ticketKeys) rotate(keep bool) error {
+// rotateLocked seals new tickets with a fresh key; keep says whether the
+// current one still opens tickets (until the next rotation). k.mu is held.
+func (k *ticketKeys) rotateLocked(keep bool) error {
 	var next [32]byte
 	if _, err := rand.Read(next[:]); err != nil {
 		return fmt.Errorf("session ticket key: %w", err)
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
 	keys := [][32]byte{next}
 	if keep {
 		keys = append(keys, k.cur)
@@ -133,46 +131,53 @@ func (k *ticketKeys) rotate(keep bool) error {
 // also drops every key so far (a ticket sealed under the old rule, or
 // before resumption was turned off and on again, never resumes).
 func (k *ticketKeys) setLifetime(lifetime time.Duration) error {
-	period := lifetime / 2
-	k.mu.Lock()
-	same := period == k.period // the timer runs exactly while period > 0
-	k.mu.Unlock()
-	if same {
-		return nil
-	}
-	if err := k.rotate(false); err != nil {
-		return err
-	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.timer != nil {
-		k.timer.Stop()
-		k.timer = nil
+	period := lifetime / 2
+	if period == k.period { // the timer runs exactly while period > 0
+		return nil
 	}
+	if err := k.rotateLocked(false); err != nil {
+		return err
+	}
+	k.stopLocked()
 	k.period = period
 	if period > 0 {
-		k.arm()
+		k.armLocked()
 	}
 	return nil
 }
 
-// arm schedules the next rotation; k.mu is held.
-func (k *ticketKeys) arm() {
+// armLocked schedules the next rotation; a timer stopped or replaced
+// meanwhile does nothing when it fires. k.mu is held.
+func (k *ticketKeys) armLocked() {
 	var t *time.Timer
 	t = time.AfterFunc(k.period, func() {
-		_ = k.rotate(true) // a failed read of crypto/rand keeps the keys one period more
 		k.mu.Lock()
 		defer k.mu.Unlock()
-		if k.timer == t { // not stopped or re-armed meanwhile
-			k.arm()
+		if k.timer != t {
+			return
 		}
+		_ = k.rotateLocked(true) // a failed read of crypto/rand keeps the keys one period more
+		k.armLocked()
 	})
 	k.timer = t
+}
+
+// rotate is one scheduled rotation: a fresh key, the current one kept.
+func (k *ticketKeys) rotate() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.rotateLocked(true)
 }
 
 func (k *ticketKeys) stop() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.stopLocked()
+}
+
+func (k *ticketKeys) stopLocked() {
 	if k.timer != nil {
 		k.timer.Stop()
 		k.timer = nil
