@@ -324,13 +324,21 @@ type reqLog struct {
 	err     error
 }
 
+// retryable reports whether the request may be sent again on a new
+// upstream after a reused one failed: idempotent (as Go's Transport
+// decides) and without a body, which was consumed from the app already
+// (a retry would take the app's next bytes as the body).
+func (h *h1conn) retryable() bool {
+	return h.req.RequestBody() == http1.BodyNone && idempotent(h.req.Method)
+}
+
 // send gets an upstream and writes the request head, and the body when it
 // is already here; a body still to come is copied by a bodySender whose
 // result arrives on the returned channel (nil when there is none).
 func (h *h1conn) send(rq *reqLog, fresh bool) (<-chan error, error) {
 	h.bodyFailed.Store(false)
 	bodyKind := h.req.RequestBody()
-	retryable := bodyKind == http1.BodyNone && idempotent(h.req.Method)
+	retryable := h.retryable()
 	for attempt := 0; ; attempt++ {
 		if err := h.ensureUpstream(fresh || attempt > 0); err != nil {
 			return nil, err
@@ -434,11 +442,9 @@ func (h *h1conn) receive(rq *reqLog, bodyDone <-chan error) bool {
 		up := h.up
 		err := h.resp.ReadResponse(h.ur, h.lim)
 		if err != nil {
-			if !retried && bodyDone == nil && h.req.RequestBody() == http1.BodyNone && rq.reused && h.ci.stats.out.Load() == out0 && idempotent(h.req.Method) && !errors.As(err, new(*http1.Error)) {
+			if !retried && h.retryable() && rq.reused && h.ci.stats.out.Load() == out0 && !errors.As(err, new(*http1.Error)) {
 				// The server closed a reused connection before answering:
-				// send the request once more on a new one (as Go's
-				// Transport does for idempotent requests). Never one
-				// with a body: it was consumed from the app already.
+				// send the request once more on a new one.
 				retried = true
 				h.detach(false)
 				done, serr := h.send(rq, true)
