@@ -83,9 +83,9 @@ type h1conn struct {
 	// bodyFailed is set by a bodySender that failed and closed the upstream:
 	// its result is on the way, no need to close the app to unblock it.
 	bodyFailed atomic.Bool
-	// upgraded is set once a 101 made the connection a byte relay, which
-	// has an idle watch of its own (serveHTTP1's sees HTTP-stage reads only).
-	upgraded atomic.Bool
+	// idle is the HTTP stage's idle watch; it sees HTTP-stage reads only,
+	// so a 101 stops it and the byte relay's own watch takes over.
+	idle *idleWatch
 }
 
 // meter counts what one side sends and when, for stats and the idle watch.
@@ -157,14 +157,11 @@ func (ss *session) serveHTTP1(app appTLS, br *bufio.Reader, up *tls.Conn, uerr e
 		}
 		h.attach(up, from)
 	}
-	w := newIdleWatch(lim.IdleTimeout, &ci.stats.lastIO, func() {
-		if h.upgraded.Load() {
-			return
-		}
+	h.idle = newIdleWatch(lim.IdleTimeout, &ci.stats.lastIO, func() {
 		ci.stats.fail("idle", errIdle)
 		h.closeAll()
 	})
-	defer w.stop()
+	defer h.idle.stop()
 	// Shutdown closes the app connection after limits.drain_timeout; an exchange
 	// blocked on the upstream needs its side closed too.
 	var drain *time.Timer
@@ -658,7 +655,7 @@ func (h *h1conn) switchProtocols(rq *reqLog, bodyDone <-chan error) {
 	h.mu.Unlock()
 	h.served++
 	h.logRequest(rq)
-	h.upgraded.Store(true)
+	h.idle.stop()
 	relay(h.app, up, h.ss.rt.lim.IdleTimeout, &h.ci.stats)
 }
 

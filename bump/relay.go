@@ -217,8 +217,9 @@ func closeWrite(c net.Conn) {
 // idleWatch closes a relay after idle time without traffic, with one timer per
 // connection instead of a deadline update per read.
 type idleWatch struct {
-	mu    sync.Mutex
-	timer *time.Timer
+	mu      sync.Mutex
+	timer   *time.Timer
+	stopped bool // a firing timer neither re-arms nor reports idle after stop
 }
 
 func newIdleWatch(idle time.Duration, last *atomic.Int64, onIdle func()) *idleWatch {
@@ -229,21 +230,33 @@ func newIdleWatch(idle time.Duration, last *atomic.Int64, onIdle func()) *idleWa
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.timer = time.AfterFunc(idle, func() {
-		since := time.Since(time.Unix(0, last.Load()))
-		if since >= idle {
+		if w.expired(idle, last) {
 			onIdle()
-			return
 		}
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		w.timer.Reset(idle - since)
 	})
 	return w
+}
+
+// expired reports whether nothing moved for idle, else re-arms the timer
+// for the rest of it; never after stop.
+func (w *idleWatch) expired(idle time.Duration, last *atomic.Int64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return false
+	}
+	since := time.Since(time.Unix(0, last.Load()))
+	if since >= idle {
+		return true
+	}
+	w.timer.Reset(idle - since)
+	return false
 }
 
 func (w *idleWatch) stop() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.stopped = true
 	if w.timer != nil {
 		w.timer.Stop()
 	}
