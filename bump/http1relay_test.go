@@ -133,6 +133,18 @@ func (a *app) send(s string) {
 	}
 }
 
+// upgrade asks the recording origin's /ws for a WebSocket and returns the
+// response to it, a 101 or the test ends.
+func (a *app) upgrade() *http.Response {
+	a.t.Helper()
+	a.send("GET /ws HTTP/1.1\r\nHost: origin.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	resp, err := http.ReadResponse(a.br, &http.Request{Method: "GET"})
+	if err != nil || resp.StatusCode != 101 {
+		a.t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	return resp
+}
+
 // read reads one response to a request with method.
 func (a *app) read(method string) (*http.Response, string) {
 	a.t.Helper()
@@ -450,10 +462,8 @@ func TestWebSocketUpgrade(t *testing.T) {
 	ro := newRecordingOrigin(t)
 	p := intermediaryProxy(t, ro, "")
 	a := p.dialApp(t)
-	a.send("GET /ws HTTP/1.1\r\nHost: origin.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-	resp, err := http.ReadResponse(a.br, &http.Request{Method: "GET"})
-	if err != nil || resp.StatusCode != 101 || resp.Header.Get("Upgrade") != "websocket" {
-		t.Fatalf("upgrade: %v %v", resp, err)
+	if resp := a.upgrade(); resp.Header.Get("Upgrade") != "websocket" {
+		t.Fatalf("upgrade: %v", resp)
 	}
 	a.send("ping-1 ")
 	want := "hello-from-ws ping-1 "
@@ -643,11 +653,7 @@ func TestUpgradedConnectionOutlivesIdleTimeout(t *testing.T) {
 	ro := newRecordingOrigin(t)
 	p := intermediaryProxy(t, ro, "\n[limits]\nidle_timeout = \"1s\"\n")
 	a := p.dialApp(t)
-	a.send("GET /ws HTTP/1.1\r\nHost: origin.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-	resp, err := http.ReadResponse(a.br, &http.Request{Method: "GET"})
-	if err != nil || resp.StatusCode != 101 {
-		t.Fatalf("upgrade: %v %v", resp, err)
-	}
+	a.upgrade()
 	hello := make([]byte, len("hello-from-ws "))
 	if _, err := io.ReadFull(a.br, hello); err != nil {
 		t.Fatalf("after 101: %v", err)

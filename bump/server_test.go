@@ -606,15 +606,12 @@ func TestPlainHTTPForwarded(t *testing.T) {
 func TestAppSessionResumption(t *testing.T) {
 	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
 	p := startProxy(t, pinConfig(o, "origin.test", "bump", ""))
-	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS12, tls.VersionTLS13} {
-		t.Run(versionName(v), func(t *testing.T) {
-			resumed := p.resumingApp(t, v)
-			resumed()
-			if !resumed() {
-				t.Errorf("second connection did not resume its %s session", versionName(v))
-			}
-		})
-	}
+	p.eachResumingApp(t, func(t *testing.T, v uint16, resumed func() bool) {
+		resumed()
+		if !resumed() {
+			t.Errorf("second connection did not resume its %s session", versionName(v))
+		}
+	})
 }
 
 // Session tickets are sealed with a key that rotates (every half of
@@ -624,30 +621,35 @@ func TestAppSessionResumption(t *testing.T) {
 func TestAppSessionTicketKeysRotate(t *testing.T) {
 	o := newOrigin(t, tls.VersionTLS12, tls.VersionTLS13)
 	p := startProxy(t, pinConfig(o, "origin.test", "bump", ""))
-	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS12, tls.VersionTLS13} {
-		t.Run(versionName(v), func(t *testing.T) {
-			resumed := p.resumingApp(t, v)
-			if resumed() {
-				t.Fatal("first connection resumed")
-			}
+	p.eachResumingApp(t, func(t *testing.T, _ uint16, resumed func() bool) {
+		if resumed() {
+			t.Fatal("first connection resumed")
+		}
+		if err := p.srv.tickets.rotate(); err != nil {
+			t.Fatal(err)
+		}
+		if !resumed() {
+			t.Error("a ticket sealed before one rotation did not resume")
+		}
+		for range 2 {
 			if err := p.srv.tickets.rotate(); err != nil {
 				t.Fatal(err)
 			}
-			if !resumed() {
-				t.Error("a ticket sealed before one rotation did not resume")
-			}
-			for range 2 {
-				if err := p.srv.tickets.rotate(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if resumed() {
-				t.Error("a ticket sealed two rotations ago resumed")
-			}
-			if !resumed() {
-				t.Error("the fresh ticket after a full handshake did not resume")
-			}
-		})
+		}
+		if resumed() {
+			t.Error("a ticket sealed two rotations ago resumed")
+		}
+		if !resumed() {
+			t.Error("the fresh ticket after a full handshake did not resume")
+		}
+	})
+}
+
+// eachResumingApp runs fn as a subtest for an app of TLS 1.0, 1.2 and 1.3
+// with a session cache (resumingApp).
+func (p *proxy) eachResumingApp(t *testing.T, fn func(t *testing.T, v uint16, resumed func() bool)) {
+	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(versionName(v), func(t *testing.T) { fn(t, v, p.resumingApp(t, v)) })
 	}
 }
 
@@ -679,29 +681,26 @@ func TestSessionLifetimeReload(t *testing.T) {
 		}
 		p.srv.SetPolicy(pol)
 	}
-	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS12, tls.VersionTLS13} {
-		t.Run(versionName(v), func(t *testing.T) {
-			setLifetime("0s")
-			resumed := p.resumingApp(t, v)
-			for i := range 2 {
-				if resumed() {
-					t.Fatalf("connection %d resumed with session_lifetime 0s", i)
-				}
-			}
-			setLifetime("1h")
-			resumed()
-			if !resumed() {
-				t.Fatal("no resumption after a reload to session_lifetime 1h")
-			}
-			setLifetime("10m")
+	p.eachResumingApp(t, func(t *testing.T, _ uint16, resumed func() bool) {
+		setLifetime("0s")
+		for i := range 2 {
 			if resumed() {
-				t.Error("a ticket sealed under session_lifetime 1h resumed after a reload to 10m")
+				t.Fatalf("connection %d resumed with session_lifetime 0s", i)
 			}
-			if !resumed() {
-				t.Error("no resumption under session_lifetime 10m")
-			}
-		})
-	}
+		}
+		setLifetime("1h")
+		resumed()
+		if !resumed() {
+			t.Fatal("no resumption after a reload to session_lifetime 1h")
+		}
+		setLifetime("10m")
+		if resumed() {
+			t.Error("a ticket sealed under session_lifetime 1h resumed after a reload to 10m")
+		}
+		if !resumed() {
+			t.Error("no resumption under session_lifetime 10m")
+		}
+	})
 }
 
 func TestConstrainedCARefusesOtherHosts(t *testing.T) {
