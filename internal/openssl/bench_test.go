@@ -6,12 +6,9 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/tlsbridge/tlsbridge/ca"
-	"github.com/tlsbridge/tlsbridge/ca/catest"
 	"github.com/tlsbridge/tlsbridge/internal/openssl"
 )
 
@@ -20,12 +17,8 @@ import (
 // sides in-process over loopback TCP; the server half is what tlsbridge
 // pays per connection.
 func BenchmarkHandshake(b *testing.B) {
-	a := catest.New(b)
-	roots := filepath.Join(b.TempDir(), "ca.pem")
-	if err := os.WriteFile(roots, a.CertPEM(), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cert, err := catest.NewCache(b, a).Get("app.test", ca.KeyRSA2048)
+	f := newFixture(b)
+	cert, err := f.certs.Get("app.test", ca.KeyRSA2048)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -33,11 +26,7 @@ func BenchmarkHandshake(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	client, err := openssl.NewClientCtx(openssl.ClientConfig{RootsFile: roots, CipherList: "AES128-SHA:@SECLEVEL=0",
-		MaxVersion: tls.VersionTLS10, NoTickets: true})
-	if err != nil {
-		b.Fatal(err)
-	}
+	client := f.xpClient(b, false)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

@@ -36,13 +36,26 @@ type fixture struct {
 	roots string // the CA as a PEM file
 }
 
-func newFixture(t *testing.T) *fixture {
-	a := catest.New(t)
-	roots := filepath.Join(t.TempDir(), "ca.pem")
+func newFixture(tb testing.TB) *fixture {
+	a := catest.New(tb)
+	roots := filepath.Join(tb.TempDir(), "ca.pem")
 	if err := os.WriteFile(roots, a.CertPEM(), 0o600); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	return &fixture{a: a, certs: catest.NewCache(t, a), roots: roots}
+	return &fixture{a: a, certs: catest.NewCache(tb, a), roots: roots}
+}
+
+// xpClient is an OpenSSL client of a Windows XP-era app trusting the
+// fixture's CA: TLS 1.0, RSA key exchange (AES128-SHA), resuming by
+// session ID, and by ticket only when tickets is set.
+func (f *fixture) xpClient(tb testing.TB, tickets bool) *openssl.Ctx {
+	tb.Helper()
+	c, err := openssl.NewClientCtx(openssl.ClientConfig{RootsFile: f.roots, CipherList: "AES128-SHA:@SECLEVEL=0",
+		MaxVersion: tls.VersionTLS10, NoTickets: !tickets})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
 }
 
 // serve accepts n connections on a loopback listener with the OpenSSL
@@ -231,11 +244,7 @@ func TestCipherSuites(t *testing.T) {
 
 func TestSessionIDResumption(t *testing.T) {
 	f := newFixture(t)
-	client, err := openssl.NewClientCtx(openssl.ClientConfig{RootsFile: f.roots, CipherList: "AES128-SHA:@SECLEVEL=0",
-		MaxVersion: tls.VersionTLS10, NoTickets: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := f.xpClient(t, false)
 	srv := serverCtx(t, 0, 0)
 	addr, states := f.serve(t, srv, "app.test", nil, 3)
 	sess, _ := dialOpenSSL(t, client, addr, "app.test", nil)
@@ -262,11 +271,7 @@ func TestSessionIDResumption(t *testing.T) {
 
 func TestSessionCacheBoundedAndExpires(t *testing.T) {
 	f := newFixture(t)
-	client, err := openssl.NewClientCtx(openssl.ClientConfig{RootsFile: f.roots, MaxVersion: tls.VersionTLS10,
-		CipherList: "AES128-SHA:@SECLEVEL=0", NoTickets: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := f.xpClient(t, false)
 	srv := serverCtx(t, 4, time.Second)
 	addr, states := f.serve(t, srv, "app.test", nil, 13)
 	var first *openssl.Session
@@ -296,11 +301,7 @@ func TestSessionCacheBoundedAndExpires(t *testing.T) {
 // next new session: the cache shrinks to it, keeping the newest.
 func TestSetSessionCacheSize(t *testing.T) {
 	f := newFixture(t)
-	client, err := openssl.NewClientCtx(openssl.ClientConfig{RootsFile: f.roots, MaxVersion: tls.VersionTLS10,
-		CipherList: "AES128-SHA:@SECLEVEL=0", NoTickets: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := f.xpClient(t, false)
 	srv := serverCtx(t, 8, 0)
 	addr, states := f.serve(t, srv, "app.test", nil, 10)
 	var first, sixth *openssl.Session
@@ -343,15 +344,7 @@ func TestSetSessionCacheSize(t *testing.T) {
 // session resumes.
 func TestSetResumption(t *testing.T) {
 	f := newFixture(t)
-	client := func(noTickets bool) *openssl.Ctx {
-		c, err := openssl.NewClientCtx(openssl.ClientConfig{RootsFile: f.roots, MaxVersion: tls.VersionTLS10,
-			CipherList: "AES128-SHA:@SECLEVEL=0", NoTickets: noTickets})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	byID, byTicket := client(true), client(false)
+	byID, byTicket := f.xpClient(t, false), f.xpClient(t, true)
 	srv := serverCtx(t, 0, 0)
 	addr, states := f.serve(t, srv, "app.test", nil, 7)
 	dial := func(c *openssl.Ctx, s *openssl.Session) (*openssl.Session, bool) {
