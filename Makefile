@@ -86,7 +86,8 @@ uninstall:
 # make deb: $(DEB_DIR)/tlsbridge_<version>-1_<arch>.deb with nfpm, pinned in
 # packaging/go.mod (fetched from the Go module proxy on first use; no other
 # network), with both builds: /usr/bin/tlsbridge and the legacy engine's
-# /usr/lib/tlsbridge/tlsbridge-openssl (gcc and libssl-dev to build). Debian versions must start with a digit: v1.2.3-4-gabc becomes
+# /usr/lib/tlsbridge/tlsbridge-openssl (gcc and libssl-dev to build).
+# Debian versions must start with a digit: v1.2.3-4-gabc becomes
 # 1.2.3+git4.gabc, an untagged abc1234 0.0.0~git<commit date>.abc1234.
 DEB_VERSION ?= $(shell v='$(VERSION)'; case $$v in (v[0-9]*) echo "$$v" | sed -E 's/^v//; s/-([0-9]+)-g/+git\1./; s/-dirty$$/+dirty/';; (*) echo "0.0.0~git$$(git log -1 --format=%cd --date=format:%Y%m%d 2>/dev/null).$$v" | sed 's/-dirty$$/+dirty/';; esac)
 DEB_ARCH    ?= $(shell $(GO) env GOARCH)

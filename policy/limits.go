@@ -99,6 +99,10 @@ func defaultFileLimits() fileLimits {
 	}
 }
 
+// minSessionLifetime is the shortest session_lifetime but 0: the ticket
+// keys rotate every half of it, and OpenSSL counts whole seconds.
+const minSessionLifetime = 10 * time.Second
+
 // maxSessionCache bounds limits.session_cache_size: a session takes about
 // 0.5 KiB, so a million is 0.5 GiB.
 const maxSessionCache = 1_000_000
@@ -120,6 +124,9 @@ func (b *builder) limits(l fileLimits) Limits {
 	}
 	if l.MaxConnections < 1 {
 		b.add("limits.max_connections", ErrInvalid, "%d is out of range (want 1 or more)", l.MaxConnections)
+	}
+	if lim.SessionLifetime > 0 && lim.SessionLifetime < minSessionLifetime {
+		b.add("limits.session_lifetime", ErrInvalid, "%v is too short (want \"0s\" for no resumption, or %v to 24h)", lim.SessionLifetime, minSessionLifetime)
 	}
 	if l.SessionCacheSize < 1 || l.SessionCacheSize > maxSessionCache {
 		b.add("limits.session_cache_size", ErrInvalid, "%d is out of range (want 1 to %d; session_lifetime = \"0s\" turns resumption off)", l.SessionCacheSize, maxSessionCache)

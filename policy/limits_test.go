@@ -51,6 +51,7 @@ func TestLimitsAndAuthErrors(t *testing.T) {
 		{"header-bytes", "[limits]\nmax_header_bytes = 10\n", "limits.max_header_bytes: 10 is out of range"},
 		{"connections", "[limits]\nmax_connections = 0\n", "limits.max_connections: 0 is out of range"},
 		{"session-lifetime-long", "[limits]\nsession_lifetime = \"48h\"\n", "limits.session_lifetime: 48h0m0s is out of range (want 0s to 24h0m0s)"},
+		{"session-lifetime-tiny", "[limits]\nsession_lifetime = \"1ms\"\n", "limits.session_lifetime: 1ms is too short (want \"0s\" for no resumption, or 10s to 24h)"},
 		{"session-lifetime-negative", "[limits]\nsession_lifetime = \"-1m\"\n", "limits.session_lifetime: -1m0s is out of range"},
 		{"session-cache-zero", "[limits]\nsession_cache_size = 0\n", "limits.session_cache_size: 0 is out of range (want 1 to 1000000; session_lifetime = \"0s\" turns resumption off)"},
 		{"session-cache-huge", "[limits]\nsession_cache_size = 2000000\n", "limits.session_cache_size: 2000000 is out of range"},
