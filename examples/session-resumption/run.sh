@@ -108,7 +108,13 @@ expect "metrics: sessions dropped for room counted" "$metrics" '^tlsbridge_legac
 reload_limits 'session_lifetime = "10m"'
 s_client_app out -sess_out "$WORK/t10.pem"
 expect "session_lifetime = \"10m\" (SIGHUP): new tickets hint 600 s" "$out" 'lifetime hint: 600 \(seconds\)'
+s_client_app out -no_ticket -sess_out "$WORK/id10.pem"
+expect "session_lifetime = \"10m\": a session ID to offer after the next reload" "$out" '^ *Session-ID: [0-9A-F]{64}'
 reload_limits 'session_lifetime = "0s"'
+s_client_app out -no_ticket -sess_in "$WORK/id10.pem"
+expect "session_lifetime = \"0s\": a session ID cached before the reload no longer resumes" "$out" '^New, '
+s_client_app out -sess_in "$WORK/t10.pem"
+expect "session_lifetime = \"0s\": a ticket sealed before the reload no longer resumes" "$out" '^New, '
 r=$(second_of -no_ticket)
 expect "session_lifetime = \"0s\" (SIGHUP): no session ID handed out, nothing to resume" "$r" '^New, .*nothing to resume'
 r=$(second_of)
